@@ -1,0 +1,105 @@
+# Makefile -- one non-recursive build for mxresolved.
+#
+#   make            build the daemon and mxresolvectl (build/)
+#   make run        install missing dependencies, build, run with deploy/mxresolved.yaml
+#   make demo       start the loopback test-bed and the daemon pointed at it
+#   make test       unit + integration tests, all under ASan/UBSan
+#   make fuzz       run each libFuzzer harness for FUZZ_SECONDS
+#   make install    PREFIX / DESTDIR honoured
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+FUZZ_SECONDS ?= 60
+
+CC ?= gcc
+PKGS := libunbound lmdb libevent_pthreads libevent yaml-0.1
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Iresolver -Icache -MMD -MP -g
+OPT_CFLAGS := -O2
+SAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+DAEMON_SRC := resolver/main.c resolver/server.c resolver/recurse.c resolver/config.c \
+              resolver/log.c resolver/wire.c cache/cache.c
+LIB_SRC := $(filter-out resolver/main.c,$(DAEMON_SRC))
+UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+
+B := build
+S := build/asan
+
+.PHONY: all run demo test unit integration bench fuzz install clean deps
+all: $(B)/mxresolved
+
+deps:
+	@deploy/install-deps
+
+# Objects, one tree per flavour.
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(OPT_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+$(S)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/mxresolved: $(DAEMON_SRC:%.c=$(B)/%.o)
+	$(CC) $(OPT_CFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+$(S)/mxresolved: $(DAEMON_SRC:%.c=$(S)/%.o)
+	$(CC) $(SAN_CFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+# What each unit test links besides itself.
+TEST_LINK_test_wire := resolver/wire.c
+TEST_LINK_test_cache := cache/cache.c resolver/log.c resolver/wire.c
+TEST_LINK_test_config := resolver/config.c resolver/log.c
+.SECONDEXPANSION:
+$(S)/tests/%: $(S)/tests/unit/%.o $$(patsubst %.c,$(S)/%.o,$$(TEST_LINK_$$*))
+	$(CC) $(SAN_CFLAGS) -o $@ $^ $(PKG_LIBS) -lcunit -lpthread
+
+run: deps $(B)/mxresolved
+	@mkdir -p var
+	$(B)/mxresolved -c deploy/mxresolved.yaml
+
+demo: deps $(B)/mxresolved
+	@tests/testbed/testbed start
+	@tests/testbed/demo $(B)/mxresolved
+
+unit: $(UNIT_TESTS:%=$(S)/tests/%)
+	@set -e; for t in $^; do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
+
+integration: $(S)/mxresolved $(B)/mxresolved
+	tests/integration/run $(S)/mxresolved
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+
+bench: deps $(B)/mxresolved
+	tests/bench/run $(B)/mxresolved
+
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iresolver -Icache -g -O1 -fsanitize=fuzzer,address,undefined
+# Each harness links only the module it drives.
+FUZZ_LINK_wire_query := resolver/wire.c
+FUZZ_LINK_wire_forms := resolver/wire.c
+FUZZ_LINK_config := resolver/config.c resolver/log.c
+$(B)/fuzz/%: tests/fuzz/fuzz_%.c $$(FUZZ_LINK_$$*)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
+fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/%)
+	@set -e; for f in $(FUZZ_TARGETS); do \
+	  mkdir -p $(B)/fuzz/corpus-$$f; \
+	  echo "== fuzz $$f for $(FUZZ_SECONDS)s"; \
+	  $(B)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(B)/fuzz/corpus-$$f tests/fuzz/corpus/$$f; \
+	done
+
+install: $(B)/mxresolved
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/mxresolved
+	install -m 0755 $(B)/mxresolved $(DESTDIR)$(PREFIX)/sbin/mxresolved
+	install -m 0644 deploy/mxresolved.yaml $(DESTDIR)$(PREFIX)/share/doc/mxresolved/mxresolved.yaml.example
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

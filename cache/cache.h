@@ -1,0 +1,116 @@
+/* cache.h -- the persistent LMDB answer cache.
+ *
+ * One LMDB environment in a directory, with one named database per partition
+ * (general, mail, dnsbl) and a meta database.  Answers are opaque bytes here
+ * (two forms built by wire: with and without DNSSEC records); this module
+ * stores them under a key made from the question and hands them back with
+ * the header fields that decide freshness.  Only this module includes
+ * <lmdb.h>.
+ *
+ * Threads: any number of readers (one struct cache_reader per thread, never
+ * shared), and one writer thread owned by the cache that takes queued puts
+ * and commits them in batches.  A get never allocates and never takes a lock
+ * shared with other readers.
+ */
+#ifndef MXR_CACHE_H
+#define MXR_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum cache_partition {
+	CACHE_PART_GENERAL = 0,
+	CACHE_PART_MAIL,
+	CACHE_PART_DNSBL,
+	CACHE_PART_COUNT
+};
+
+enum cache_dnssec {
+	CACHE_DNSSEC_INSECURE = 0,
+	CACHE_DNSSEC_SECURE = 1,
+	CACHE_DNSSEC_BOGUS = 2,
+	CACHE_DNSSEC_INDETERMINATE = 3
+};
+
+struct cache_options {
+	const char *dir;          /* created if missing */
+	uint64_t max_bytes;       /* total budget on disk; the LMDB map is sized from it */
+	uint64_t quota[CACHE_PART_COUNT]; /* bytes per partition; 0 = share of max_bytes */
+	unsigned max_readers;     /* reader handles that may exist at once */
+	unsigned sync_interval_ms;/* how often the writer fsyncs; 0 = fsync every commit */
+};
+
+/* One cached answer.  From cache_get, the pointers point into LMDB memory and
+ * stay valid until the reader's cache_reader_end(); for cache_put they are
+ * the caller's and are copied. */
+struct cache_record {
+	uint8_t rcode;
+	uint8_t dnssec;         /* enum cache_dnssec */
+	int64_t stored_at;      /* wall-clock seconds */
+	uint32_t ttl;           /* original TTL in seconds */
+	int64_t expires;        /* stored_at + ttl */
+	int64_t stale_until;    /* kept (and servable as stale) until then; >= expires */
+	int64_t last_hit;       /* wall-clock seconds, approximate (updated at most once a minute) */
+	uint8_t partition;      /* enum cache_partition, where it is stored */
+	const uint8_t *full;    /* form with DNSSEC records */
+	uint32_t full_len;
+	const uint8_t *plain;   /* form without DNSSEC records */
+	uint32_t plain_len;
+};
+
+struct cache_stats {
+	uint64_t entries[CACHE_PART_COUNT];
+	uint64_t bytes[CACHE_PART_COUNT];   /* pages in use by the partition, in bytes */
+	uint64_t quota[CACHE_PART_COUNT];
+	uint64_t map_size, map_used;
+	uint64_t puts, put_drops, evictions, commits;
+	uint64_t set_aside;                 /* 1 if this open moved a bad cache aside */
+};
+
+struct cache;
+struct cache_reader;
+
+/* Open (creating if needed) the cache in opt->dir and start its writer
+ * thread.  A cache with another format version, or that fails its integrity
+ * check, is renamed to DIR.bad-<time> with a log line and a new one is made.
+ * Returns the cache, or NULL with a message in err (errlen bytes). */
+struct cache *cache_open(const struct cache_options *opt, char *err, size_t errlen);
+
+/* Commit every queued put, mark the shutdown clean, stop the writer and
+ * close.  All readers must be freed first.  Accepts NULL. */
+void cache_close(struct cache *c);
+
+/* Make a reader for the calling thread.  Returns NULL if the reader slots
+ * are exhausted.  Free it with cache_reader_free() in the same thread. */
+struct cache_reader *cache_reader_new(struct cache *c);
+void cache_reader_free(struct cache_reader *r);
+
+/* Start and end a batch of gets: a get's record pointers live until the
+ * end.  Begin renews the long-lived read transaction, end resets it. */
+int cache_reader_begin(struct cache_reader *r);
+void cache_reader_end(struct cache_reader *r);
+
+/* Look up the answer for (qname, qtype, qclass); qname is canonical wire
+ * form.  The hinted partition is searched first, then the others.  Found
+ * means stored and now < stale_until: the caller decides fresh or stale from
+ * expires.  Fills *out (pointers into the map).  Returns 0 if found, -1 if
+ * not (or on a damaged value, which is then never served). */
+int cache_get(struct cache_reader *r, const uint8_t *qname, size_t qname_len,
+              uint16_t qtype, uint16_t qclass, enum cache_partition hint,
+              int64_t now, struct cache_record *out);
+
+/* Queue rec (copied) for storing in rec->partition; any copy of the key in
+ * another partition is removed.  Never blocks: returns 0, or -1 if the
+ * queue is full and the put was dropped (counted). */
+int cache_put(struct cache *c, const uint8_t *qname, size_t qname_len,
+              uint16_t qtype, uint16_t qclass, const struct cache_record *rec);
+
+/* Wait until every put queued before this call is committed.  For tests,
+ * shutdown and control commands; not for the query path. */
+void cache_flush_writes(struct cache *c);
+
+/* Fill *st with a snapshot of the counters and sizes. */
+void cache_get_stats(struct cache *c, struct cache_stats *st);
+
+#endif

@@ -1,0 +1,1125 @@
+/* server.c -- sockets, workers, the resolver thread and the in-flight table
+ *
+ * Workers own their sockets and event loops and answer cache hits alone:
+ * parse, one LMDB get in the worker's own read transaction, serve the stored
+ * form into the reply buffer, and send the batch.  A miss becomes a job that
+ * travels to the resolver thread, which coalesces identical questions,
+ * resolves through libunbound, stores the answer and hands a finished reply
+ * back to the worker that took the query.  Threads meet only in the two job
+ * queues, each a list under its own mutex plus an eventfd wake-up; the hit
+ * path touches neither.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "cache.h"
+#include "config.h"
+#include "log.h"
+#include "recurse.h"
+#include "wire.h"
+
+#define SERVER_BATCH 32            /* datagrams per recvmmsg/sendmmsg */
+#define SERVER_BATCHES_PER_WAKEUP 8 /* then yield to the other events of the loop */
+#define SERVER_UDP_IN 4096         /* larger queries are not queries we answer */
+#define SERVER_INFLIGHT_BUCKETS 4096
+#define SERVER_TCP_OUT_MAX (256 * 1024) /* a client that does not read is cut off */
+#define SERVER_BOGUS_TTL 60        /* as unbound's val-bogus-ttl: retry validation soon */
+#define SERVER_EDE_TEXT_MAX 200
+
+enum server_transport { SERVER_UDP, SERVER_TCP };
+
+struct worker;
+struct tcp_conn;
+
+/* A query that missed the cache, on its way to the resolver thread and back
+ * with its reply. */
+struct server_job {
+	struct server_job *next;
+	struct worker *worker;
+	struct wire_query q;
+	enum server_transport transport;
+	int udp_fd;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	struct tcp_conn *conn;
+	int64_t deadline_ms;        /* CLOCK_MONOTONIC */
+	uint8_t *reply;
+	size_t reply_len;
+};
+
+struct job_queue {
+	pthread_mutex_t lock;
+	struct server_job *head, *tail;
+	int wake_fd;                /* eventfd watched by the consuming loop */
+	struct event *wake_ev;
+};
+
+struct tcp_conn {
+	struct tcp_conn *prev, *next; /* the worker's list, for shutdown */
+	struct worker *worker;
+	struct bufferevent *bev;
+	unsigned pending;           /* jobs that will come back to this connection */
+	bool closed;
+};
+
+struct worker {
+	unsigned index;
+	struct server *server;
+	pthread_t thread;
+	struct event_base *base;
+	struct cache_reader *reader;
+	struct job_queue done;      /* replies from the resolver thread */
+	struct event *udp_ev[CONFIG_MAX_LISTEN];
+	struct evconnlistener *tcp_listener[CONFIG_MAX_LISTEN];
+	struct tcp_conn *conns;
+	unsigned conn_count;
+	atomic_bool stopping;       /* set by server_stop, then the done queue is woken */
+
+	struct mmsghdr in_msgs[SERVER_BATCH];
+	struct iovec in_iov[SERVER_BATCH];
+	struct sockaddr_storage in_addr[SERVER_BATCH];
+	uint8_t in_buf[SERVER_BATCH][SERVER_UDP_IN];
+	struct mmsghdr out_msgs[SERVER_BATCH];
+	struct iovec out_iov[SERVER_BATCH];
+	uint8_t out_buf[SERVER_BATCH][WIRE_EDNS_PAYLOAD];
+	uint8_t tcp_in[WIRE_MAX_MSG];
+	uint8_t tcp_out[WIRE_MAX_MSG + 2];
+
+	/* Written only by this worker; read at shutdown. */
+	uint64_t queries, hits, misses, errors;
+};
+
+struct inflight {
+	struct inflight *next;      /* hash chain */
+	struct resolver *resolver;
+	size_t bucket;
+	uint8_t key[WIRE_MAX_NAME + 4];
+	size_t key_len;
+	struct server_job *waiters;
+};
+
+/* The resolver thread's state: touched by that thread only, except the
+ * request queue. */
+struct resolver {
+	struct server *server;
+	pthread_t thread;
+	struct event_base *base;
+	struct recurse *recurse;
+	struct job_queue requests;
+	struct event *deadline_timer;
+	struct event *stop_ev;
+	int stop_fd;
+	struct inflight *table[SERVER_INFLIGHT_BUCKETS];
+	unsigned inflight_count;
+	uint8_t form_full[WIRE_FORM_MAX];
+	uint8_t form_plain[WIRE_FORM_MAX];
+	uint8_t scratch[WIRE_MAX_MSG];
+	uint64_t resolved, coalesced, timeouts, servfails;
+};
+
+struct server {
+	const struct config *cfg;
+	struct cache *cache;
+	unsigned worker_count;
+	unsigned workers_running;   /* threads started, to be joined */
+	struct worker **workers;
+	int (*udp_fds)[CONFIG_MAX_LISTEN]; /* [worker][listen] */
+	int (*tcp_fds)[CONFIG_MAX_LISTEN];
+	struct resolver resolver;
+	bool started;
+	bool stopped;
+};
+
+static int64_t server_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum cache_partition server_partition_for(uint16_t qtype)
+{
+	switch (qtype) {
+	case WIRE_TYPE_MX:
+	case WIRE_TYPE_TXT:
+	case WIRE_TYPE_PTR:
+	case WIRE_TYPE_TLSA:
+	case WIRE_TYPE_SRV:
+		return CACHE_PART_MAIL;
+	default:
+		return CACHE_PART_GENERAL;
+	}
+}
+
+/* ---- job queues ---------------------------------------------------- */
+
+static int job_queue_init(struct job_queue *jq)
+{
+	jq->head = jq->tail = NULL;
+	jq->wake_ev = NULL;
+	jq->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (jq->wake_fd < 0)
+		return -1;
+	pthread_mutex_init(&jq->lock, NULL);
+	return 0;
+}
+
+static void job_queue_destroy(struct job_queue *jq)
+{
+	if (jq->wake_ev != NULL)
+		event_free(jq->wake_ev);
+	if (jq->wake_fd >= 0) {
+		close(jq->wake_fd);
+		pthread_mutex_destroy(&jq->lock);
+	}
+	jq->wake_fd = -1;
+}
+
+static void job_queue_push(struct job_queue *jq, struct server_job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&jq->lock);
+	bool was_empty = jq->head == NULL;
+	if (jq->tail != NULL)
+		jq->tail->next = job;
+	else
+		jq->head = job;
+	jq->tail = job;
+	pthread_mutex_unlock(&jq->lock);
+	/* One wake-up per empty-to-busy transition is enough: the consumer
+	 * takes the whole list. */
+	if (was_empty) {
+		uint64_t one = 1;
+		ssize_t n = write(jq->wake_fd, &one, sizeof one);
+		(void)n;
+	}
+}
+
+static struct server_job *job_queue_take_all(struct job_queue *jq)
+{
+	uint64_t count;
+	ssize_t n = read(jq->wake_fd, &count, sizeof count);
+	(void)n;
+	pthread_mutex_lock(&jq->lock);
+	struct server_job *all = jq->head;
+	jq->head = jq->tail = NULL;
+	pthread_mutex_unlock(&jq->lock);
+	return all;
+}
+
+static void job_free(struct server_job *job)
+{
+	free(job->reply);
+	free(job);
+}
+
+/* ---- sockets ------------------------------------------------------- */
+
+static socklen_t server_addr_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static void server_addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+	char host[64] = "?";
+	unsigned port = 0;
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+		port = ntohs(a->sin6_port);
+		snprintf(out, cap, "[%s]:%u", host, port);
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+		port = ntohs(a->sin_port);
+		snprintf(out, cap, "%s:%u", host, port);
+	}
+}
+
+static int server_bind(const struct sockaddr_storage *ss, int type, char *err, size_t errlen)
+{
+	char where[96];
+	server_addr_text(ss, where, sizeof where);
+	int fd = socket(ss->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: socket: %s", where, strerror(errno));
+		return -1;
+	}
+	int on = 1;
+	/* Each worker has its own socket on the address; the kernel spreads
+	 * datagrams and connections over them. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
+		goto fail;
+	if (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) < 0)
+		goto fail;
+	if (type == SOCK_DGRAM) {
+		int size = 4 * 1024 * 1024;
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+	}
+	if (bind(fd, (const struct sockaddr *)ss, server_addr_len(ss)) < 0)
+		goto fail;
+	if (type == SOCK_STREAM && listen(fd, 256) < 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "%s (%s): %s", where, type == SOCK_DGRAM ? "udp" : "tcp", strerror(errno));
+	close(fd);
+	return -1;
+}
+
+/* ---- answering ----------------------------------------------------- */
+
+/* Build the reply to q from a found record, or return 0 if the record
+ * cannot serve it (a damaged form). */
+static size_t server_serve_record(const struct wire_query *q, const struct cache_record *rec,
+                                  int64_t now, size_t limit, uint8_t *out, size_t cap)
+{
+	if (rec->dnssec == CACHE_DNSSEC_BOGUS && !q->cd)
+		return wire_build_error(q, WIRE_RCODE_SERVFAIL, WIRE_EDE_DNSSEC_BOGUS, NULL, out, cap);
+	struct wire_serve s = {
+		.age = now > rec->stored_at ? (uint32_t)(now - rec->stored_at) : 0,
+		.set_ad = rec->dnssec == CACHE_DNSSEC_SECURE && (q->do_bit || q->ad),
+		.rcode = -1,
+		.ede_code = WIRE_EDE_NONE,
+		.limit = limit,
+	};
+	if (q->do_bit)
+		return wire_serve_form(rec->full, rec->full_len, q, &s, out, cap);
+	return wire_serve_form(rec->plain, rec->plain_len, q, &s, out, cap);
+}
+
+/* Answer one query from what a worker has at hand.  Returns the reply
+ * length, or 0 when there is nothing to send now: either the packet is
+ * dropped, or *q was a miss and *miss is set for the caller to queue. */
+static size_t worker_answer(struct worker *w, const uint8_t *pkt, size_t len, enum server_transport tr,
+                            int64_t now, struct wire_query *q, bool *miss, uint8_t *out, size_t cap)
+{
+	*miss = false;
+	w->queries++;
+	enum wire_parse_status st = wire_parse_query(pkt, len, q);
+	switch (st) {
+	case WIRE_PARSE_OK:
+		break;
+	case WIRE_PARSE_DROP:
+		w->errors++;
+		return 0;
+	case WIRE_PARSE_NOTIMP:
+		return wire_build_error(q, WIRE_RCODE_NOTIMP, WIRE_EDE_NONE, NULL, out, cap);
+	case WIRE_PARSE_BADVERS:
+		return wire_build_error(q, WIRE_RCODE_BADVERS, WIRE_EDE_NONE, NULL, out, cap);
+	case WIRE_PARSE_FORMERR:
+	default:
+		w->errors++;
+		return wire_build_error(q, WIRE_RCODE_FORMERR, WIRE_EDE_NONE, NULL, out, cap);
+	}
+	size_t limit = tr == SERVER_UDP ? wire_udp_limit(q) : WIRE_MAX_MSG;
+	if (limit > cap)
+		limit = cap;
+	if (q->qclass != WIRE_CLASS_IN || q->qtype == WIRE_TYPE_AXFR || q->qtype == WIRE_TYPE_IXFR ||
+	    q->qtype == WIRE_TYPE_OPT)
+		return wire_build_error(q, WIRE_RCODE_REFUSED, WIRE_EDE_NOT_SUPPORTED, NULL, out, limit);
+	if (q->qtype == WIRE_TYPE_ANY)
+		return wire_build_any_refusal(q, out, limit);
+
+	struct cache_record rec;
+	if (cache_get(w->reader, q->qname, q->qname_len, q->qtype, q->qclass,
+	              server_partition_for(q->qtype), now, &rec) == 0 && now < rec.expires) {
+		size_t n = server_serve_record(q, &rec, now, limit, out, cap);
+		if (n > 0) {
+			w->hits++;
+			return n;
+		}
+	}
+	w->misses++;
+	*miss = true;
+	return 0;
+}
+
+static struct server_job *worker_new_job(struct worker *w, const struct wire_query *q, enum server_transport tr)
+{
+	struct server_job *job = calloc(1, sizeof *job);
+	if (job == NULL)
+		return NULL;
+	job->worker = w;
+	job->q = *q;
+	job->transport = tr;
+	job->udp_fd = -1;
+	job->deadline_ms = server_now_ms() + w->server->cfg->client_timeout_ms;
+	return job;
+}
+
+/* ---- UDP ------------------------------------------------------------ */
+
+static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	for (int round = 0; round < SERVER_BATCHES_PER_WAKEUP; round++) {
+		for (int i = 0; i < SERVER_BATCH; i++) {
+			w->in_iov[i].iov_base = w->in_buf[i];
+			w->in_iov[i].iov_len = SERVER_UDP_IN;
+			w->in_msgs[i].msg_hdr = (struct msghdr){
+				.msg_name = &w->in_addr[i],
+				.msg_namelen = sizeof w->in_addr[i],
+				.msg_iov = &w->in_iov[i],
+				.msg_iovlen = 1,
+			};
+		}
+		int got = recvmmsg(fd, w->in_msgs, SERVER_BATCH, MSG_DONTWAIT, NULL);
+		if (got <= 0)
+			return;
+		/* Read the clock and renew the read transaction once per batch. */
+		int64_t now = time(NULL);
+		bool have_reader = cache_reader_begin(w->reader) == 0;
+		int out_count = 0;
+		for (int i = 0; i < got; i++) {
+			struct wire_query q;
+			bool miss = false;
+			size_t n = 0;
+			size_t len = w->in_msgs[i].msg_len;
+			if (have_reader) {
+				n = worker_answer(w, w->in_buf[i], len, SERVER_UDP, now, &q, &miss,
+				                  w->out_buf[out_count], sizeof w->out_buf[0]);
+			} else {
+				/* Without a read transaction every parsed query is a miss. */
+				w->queries++;
+				enum wire_parse_status st = wire_parse_query(w->in_buf[i], len, &q);
+				if (st == WIRE_PARSE_OK)
+					miss = true;
+				else if (st != WIRE_PARSE_DROP)
+					n = wire_build_error(&q, WIRE_RCODE_FORMERR, WIRE_EDE_NONE, NULL,
+					                     w->out_buf[out_count], sizeof w->out_buf[0]);
+			}
+			if (miss) {
+				struct server_job *job = worker_new_job(w, &q, SERVER_UDP);
+				if (job == NULL) {
+					n = wire_build_error(&q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL,
+					                     w->out_buf[out_count], sizeof w->out_buf[0]);
+				} else {
+					job->udp_fd = fd;
+					job->peer = w->in_addr[i];
+					job->peer_len = w->in_msgs[i].msg_hdr.msg_namelen;
+					job_queue_push(&w->server->resolver.requests, job);
+				}
+			}
+			if (n == 0)
+				continue;
+			w->out_iov[out_count] = (struct iovec){ .iov_base = w->out_buf[out_count], .iov_len = n };
+			w->out_msgs[out_count].msg_hdr = (struct msghdr){
+				.msg_name = &w->in_addr[i],
+				.msg_namelen = w->in_msgs[i].msg_hdr.msg_namelen,
+				.msg_iov = &w->out_iov[out_count],
+				.msg_iovlen = 1,
+			};
+			out_count++;
+		}
+		if (have_reader)
+			cache_reader_end(w->reader);
+		for (int sent = 0; sent < out_count;) {
+			int r = sendmmsg(fd, w->out_msgs + sent, (unsigned)(out_count - sent), MSG_DONTWAIT);
+			if (r <= 0) {
+				/* A full send buffer or an unreachable client: UDP may lose
+				 * replies, and waiting here would stall every other client. */
+				sent++;
+				continue;
+			}
+			sent += r;
+		}
+		if (got < SERVER_BATCH)
+			return;
+	}
+}
+
+/* ---- TCP ------------------------------------------------------------ */
+
+static void tcp_conn_release(struct tcp_conn *c)
+{
+	if (c->closed && c->pending == 0)
+		free(c);
+}
+
+static void tcp_conn_close(struct tcp_conn *c)
+{
+	if (c->closed)
+		return;
+	struct worker *w = c->worker;
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	c->closed = true;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	w->conn_count--;
+	tcp_conn_release(c);
+}
+
+static void tcp_conn_send(struct tcp_conn *c, const uint8_t *reply, size_t len)
+{
+	uint8_t prefix[2] = { (uint8_t)(len >> 8), (uint8_t)len };
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) > SERVER_TCP_OUT_MAX) {
+		tcp_conn_close(c);
+		return;
+	}
+	evbuffer_add(out, prefix, 2);
+	evbuffer_add(out, reply, len);
+}
+
+static void tcp_on_read(struct bufferevent *bev, void *arg)
+{
+	struct tcp_conn *c = arg;
+	struct worker *w = c->worker;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	/* Pipelined queries are answered in the order they complete: hits at
+	 * once, misses when their recursion ends. */
+	while (!c->closed) {
+		uint8_t prefix[2];
+		if (evbuffer_copyout(in, prefix, 2) < 2)
+			return;
+		size_t len = (size_t)prefix[0] << 8 | prefix[1];
+		if (evbuffer_get_length(in) < 2 + len)
+			return;
+		evbuffer_drain(in, 2);
+		evbuffer_remove(in, w->tcp_in, len);
+		int64_t now = time(NULL);
+		bool have_reader = cache_reader_begin(w->reader) == 0;
+		struct wire_query q;
+		bool miss = false;
+		size_t n;
+		if (have_reader) {
+			n = worker_answer(w, w->tcp_in, len, SERVER_TCP, now, &q, &miss, w->tcp_out, WIRE_MAX_MSG);
+			cache_reader_end(w->reader);
+		} else {
+			n = 0;
+			miss = wire_parse_query(w->tcp_in, len, &q) == WIRE_PARSE_OK;
+		}
+		if (miss) {
+			struct server_job *job = worker_new_job(w, &q, SERVER_TCP);
+			if (job != NULL) {
+				job->conn = c;
+				c->pending++;
+				job_queue_push(&w->server->resolver.requests, job);
+				continue;
+			}
+			n = wire_build_error(&q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, w->tcp_out, WIRE_MAX_MSG);
+		}
+		if (n == 0) {
+			/* No usable header: a stream that is not DNS. */
+			tcp_conn_close(c);
+			return;
+		}
+		tcp_conn_send(c, w->tcp_out, n);
+	}
+}
+
+static void tcp_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct tcp_conn *c = arg;
+	/* An idle timeout while answers are still owed keeps the connection:
+	 * the client is waiting for us, not the other way round. */
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->pending > 0) {
+		bufferevent_enable(bev, EV_READ);
+		return;
+	}
+	tcp_conn_close(c);
+}
+
+static void tcp_on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *addr,
+                          int addrlen, void *arg)
+{
+	struct worker *w = arg;
+	const struct config *cfg = w->server->cfg;
+	if (atomic_load(&w->stopping) || w->conn_count >= cfg->tcp_max_connections) {
+		close(fd);
+		return;
+	}
+	struct tcp_conn *c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->worker = w;
+	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		close(fd);
+		free(c);
+		return;
+	}
+	struct timeval idle = { .tv_sec = cfg->tcp_idle_timeout_ms / 1000,
+	                        .tv_usec = (cfg->tcp_idle_timeout_ms % 1000) * 1000 };
+	bufferevent_set_timeouts(c->bev, &idle, &idle);
+	bufferevent_setcb(c->bev, tcp_on_read, NULL, tcp_on_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 2 * WIRE_MAX_MSG);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->conn_count++;
+}
+
+/* ---- replies coming back from the resolver thread -------------------- */
+
+static void worker_deliver(struct server_job *job)
+{
+	if (job->transport == SERVER_UDP) {
+		if (job->reply_len > 0)
+			(void)sendto(job->udp_fd, job->reply, job->reply_len, MSG_DONTWAIT,
+			             (struct sockaddr *)&job->peer, job->peer_len);
+		return;
+	}
+	struct tcp_conn *c = job->conn;
+	c->pending--;
+	if (!c->closed && job->reply_len > 0)
+		tcp_conn_send(c, job->reply, job->reply_len);
+	tcp_conn_release(c);
+}
+
+static void worker_on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct server_job *job = job_queue_take_all(&w->done);
+	while (job != NULL) {
+		struct server_job *next = job->next;
+		worker_deliver(job);
+		job_free(job);
+		job = next;
+	}
+	if (atomic_load(&w->stopping))
+		event_base_loopbreak(w->base);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+/* ---- the resolver thread --------------------------------------------- */
+
+static size_t inflight_hash(const uint8_t *key, size_t len)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h % SERVER_INFLIGHT_BUCKETS;
+}
+
+static size_t inflight_key(const struct wire_query *q, uint8_t *key)
+{
+	memcpy(key, q->qname, q->qname_len);
+	key[q->qname_len] = (uint8_t)(q->qtype >> 8);
+	key[q->qname_len + 1] = (uint8_t)q->qtype;
+	key[q->qname_len + 2] = (uint8_t)(q->qclass >> 8);
+	key[q->qname_len + 3] = (uint8_t)q->qclass;
+	return q->qname_len + 4u;
+}
+
+static void resolver_return(struct resolver *rs, struct server_job *job, const uint8_t *reply, size_t len)
+{
+	(void)rs;
+	if (len > 0) {
+		job->reply = malloc(len);
+		if (job->reply != NULL) {
+			memcpy(job->reply, reply, len);
+			job->reply_len = len;
+		}
+	}
+	job_queue_push(&job->worker->done, job);
+}
+
+static void resolver_fail_job(struct resolver *rs, struct server_job *job, int ede)
+{
+	size_t n = wire_build_error(&job->q, WIRE_RCODE_SERVFAIL, ede, NULL, rs->scratch, sizeof rs->scratch);
+	resolver_return(rs, job, rs->scratch, n);
+}
+
+static void inflight_unlink(struct resolver *rs, struct inflight *f)
+{
+	struct inflight **pp = &rs->table[f->bucket];
+	while (*pp != NULL && *pp != f)
+		pp = &(*pp)->next;
+	if (*pp == f)
+		*pp = f->next;
+	rs->inflight_count--;
+}
+
+/* The TTL an answer is kept for, from what the answer says and the
+ * configured clamps. */
+static uint32_t resolver_entry_ttl(const struct config *cfg, const struct wire_answer_info *info,
+                                   enum recurse_security sec)
+{
+	uint32_t ttl;
+	if (info->rcode != WIRE_RCODE_NOERROR && info->rcode != WIRE_RCODE_NXDOMAIN)
+		ttl = cfg->servfail_ttl;
+	else if (info->negative)
+		ttl = info->has_soa ? (info->ttl < cfg->negative_max_ttl ? info->ttl : cfg->negative_max_ttl) : 0;
+	else
+		ttl = info->ttl < cfg->max_ttl ? info->ttl : cfg->max_ttl;
+	if (sec == RECURSE_BOGUS && ttl > SERVER_BOGUS_TTL)
+		ttl = SERVER_BOGUS_TTL;
+	return ttl;
+}
+
+static void resolver_store(struct resolver *rs, const struct wire_query *q, uint32_t ttl, uint8_t dnssec,
+                           uint8_t rcode, size_t full_len, size_t plain_len)
+{
+	if (ttl == 0)
+		return;
+	int64_t now = time(NULL);
+	struct cache_record rec = {
+		.rcode = rcode,
+		.dnssec = dnssec,
+		.stored_at = now,
+		.ttl = ttl,
+		.expires = now + ttl,
+		.stale_until = now + ttl + rs->server->cfg->stale_window,
+		.last_hit = now,
+		.partition = (uint8_t)server_partition_for(q->qtype),
+		.full = rs->form_full,
+		.full_len = (uint32_t)full_len,
+		.plain = rs->form_plain,
+		.plain_len = (uint32_t)plain_len,
+	};
+	cache_put(rs->server->cache, q->qname, q->qname_len, q->qtype, q->qclass, &rec);
+}
+
+/* Forms for a SERVFAIL, made through the same path as real answers so that
+ * a cached failure is served like any entry. */
+static int resolver_servfail_forms(struct resolver *rs, const struct wire_query *q, size_t *full_len,
+                                   size_t *plain_len, struct wire_answer_info *info)
+{
+	struct wire_query bare = *q;
+	bare.has_edns = false;
+	memcpy(bare.qname_case, bare.qname, bare.qname_len);
+	size_t n = wire_build_error(&bare, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, rs->scratch, sizeof rs->scratch);
+	if (n == 0)
+		return -1;
+	return wire_prepare_forms(rs->scratch, n, q, rs->form_full, full_len, rs->form_plain, plain_len, info);
+}
+
+static void resolver_on_result(void *arg, int rcode, const uint8_t *pkt, size_t len,
+                               enum recurse_security sec, const char *why_bogus)
+{
+	struct inflight *f = arg;
+	struct resolver *rs = f->resolver;
+	const struct config *cfg = rs->server->cfg;
+	inflight_unlink(rs, f);
+	rs->resolved++;
+
+	struct server_job *first = f->waiters;
+	struct wire_query key_q;
+	/* The question as first asked; waiters that timed out are gone, so
+	 * rebuild it from the key when there is nobody left. */
+	memset(&key_q, 0, sizeof key_q);
+	key_q.qname_len = (uint16_t)(f->key_len - 4);
+	memcpy(key_q.qname, f->key, key_q.qname_len);
+	memcpy(key_q.qname_case, f->key, key_q.qname_len);
+	key_q.qtype = (uint16_t)(f->key[key_q.qname_len] << 8 | f->key[key_q.qname_len + 1]);
+	key_q.qclass = (uint16_t)(f->key[key_q.qname_len + 2] << 8 | f->key[key_q.qname_len + 3]);
+	key_q.has_question = true;
+	(void)first;
+
+	size_t full_len = 0, plain_len = 0;
+	struct wire_answer_info info;
+	int ok;
+	uint8_t dnssec = sec == RECURSE_SECURE ? CACHE_DNSSEC_SECURE
+	               : sec == RECURSE_BOGUS ? CACHE_DNSSEC_BOGUS : CACHE_DNSSEC_INSECURE;
+	if (rcode == 0 && pkt != NULL) {
+		ok = wire_prepare_forms(pkt, len, &key_q, rs->form_full, &full_len, rs->form_plain, &plain_len, &info);
+		if (ok < 0)
+			log_debug("unusable answer from libunbound (%zu bytes)", len);
+	} else {
+		ok = -1;
+	}
+	if (ok < 0) {
+		rs->servfails++;
+		dnssec = CACHE_DNSSEC_INDETERMINATE;
+		ok = resolver_servfail_forms(rs, &key_q, &full_len, &plain_len, &info);
+	}
+	if (ok == 0)
+		resolver_store(rs, &key_q, resolver_entry_ttl(cfg, &info, sec), dnssec, info.rcode, full_len, plain_len);
+
+	int64_t now = time(NULL);
+	struct server_job *job = f->waiters;
+	while (job != NULL) {
+		struct server_job *next = job->next;
+		size_t n = 0;
+		size_t limit = job->transport == SERVER_UDP ? wire_udp_limit(&job->q) : WIRE_MAX_MSG;
+		if (ok < 0) {
+			n = wire_build_error(&job->q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, rs->scratch, limit);
+		} else if (dnssec == CACHE_DNSSEC_BOGUS && !job->q.cd) {
+			char text[SERVER_EDE_TEXT_MAX + 1];
+			snprintf(text, sizeof text, "%s", why_bogus != NULL ? why_bogus : "validation failed");
+			n = wire_build_error(&job->q, WIRE_RCODE_SERVFAIL, WIRE_EDE_DNSSEC_BOGUS, text, rs->scratch, limit);
+		} else {
+			struct cache_record rec = {
+				.rcode = info.rcode, .dnssec = dnssec, .stored_at = now,
+				.full = rs->form_full, .full_len = (uint32_t)full_len,
+				.plain = rs->form_plain, .plain_len = (uint32_t)plain_len,
+			};
+			n = server_serve_record(&job->q, &rec, now, limit, rs->scratch, sizeof rs->scratch);
+			if (n == 0)
+				n = wire_build_error(&job->q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, rs->scratch, limit);
+		}
+		resolver_return(rs, job, rs->scratch, n);
+		job = next;
+	}
+	free(f);
+}
+
+static void resolver_take(struct resolver *rs, struct server_job *job)
+{
+	uint8_t key[WIRE_MAX_NAME + 4];
+	size_t key_len = inflight_key(&job->q, key);
+	size_t bucket = inflight_hash(key, key_len);
+	for (struct inflight *f = rs->table[bucket]; f != NULL; f = f->next) {
+		if (f->key_len == key_len && memcmp(f->key, key, key_len) == 0) {
+			job->next = f->waiters;
+			f->waiters = job;
+			rs->coalesced++;
+			return;
+		}
+	}
+	if (rs->inflight_count >= rs->server->cfg->max_pending) {
+		resolver_fail_job(rs, job, WIRE_EDE_NONE);
+		return;
+	}
+	struct inflight *f = calloc(1, sizeof *f);
+	if (f == NULL) {
+		resolver_fail_job(rs, job, WIRE_EDE_NONE);
+		return;
+	}
+	f->resolver = rs;
+	f->bucket = bucket;
+	memcpy(f->key, key, key_len);
+	f->key_len = key_len;
+	job->next = NULL;
+	f->waiters = job;
+	f->next = rs->table[bucket];
+	rs->table[bucket] = f;
+	rs->inflight_count++;
+	/* The callback may run before this returns (libunbound's own cache),
+	 * so f is not touched afterwards. */
+	if (recurse_submit(rs->recurse, job->q.qname, job->q.qname_len, job->q.qtype, job->q.qclass,
+	                   resolver_on_result, f) < 0) {
+		inflight_unlink(rs, f);
+		resolver_fail_job(rs, job, WIRE_EDE_NONE);
+		free(f);
+	}
+}
+
+static void resolver_on_requests(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver *rs = arg;
+	struct server_job *job = job_queue_take_all(&rs->requests);
+	while (job != NULL) {
+		struct server_job *next = job->next;
+		resolver_take(rs, job);
+		job = next;
+	}
+}
+
+/* Clients have their own deadline: libunbound may take half a minute to
+ * give up on dead servers, and nobody should wait that long for SERVFAIL. */
+static void resolver_on_deadlines(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver *rs = arg;
+	int64_t now = server_now_ms();
+	for (size_t b = 0; b < SERVER_INFLIGHT_BUCKETS; b++) {
+		for (struct inflight *f = rs->table[b]; f != NULL; f = f->next) {
+			struct server_job **pp = &f->waiters;
+			while (*pp != NULL) {
+				struct server_job *job = *pp;
+				if (job->deadline_ms > now) {
+					pp = &job->next;
+					continue;
+				}
+				*pp = job->next;
+				rs->timeouts++;
+				resolver_fail_job(rs, job, WIRE_EDE_NO_REACHABLE_AUTHORITY);
+			}
+		}
+	}
+}
+
+static void resolver_on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver *rs = arg;
+	/* Deleting the context completes every pending query with SERVFAIL,
+	 * which answers the waiters before the workers stop. */
+	recurse_free(rs->recurse);
+	rs->recurse = NULL;
+	struct server_job *job = job_queue_take_all(&rs->requests);
+	while (job != NULL) {
+		struct server_job *next = job->next;
+		resolver_fail_job(rs, job, WIRE_EDE_NONE);
+		job = next;
+	}
+	event_base_loopbreak(rs->base);
+}
+
+static void *resolver_main(void *arg)
+{
+	struct resolver *rs = arg;
+	event_base_dispatch(rs->base);
+	return NULL;
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+struct server *server_new(const struct config *cfg, struct cache *cache, char *err, size_t errlen)
+{
+	struct server *s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->cfg = cfg;
+	s->cache = cache;
+	s->worker_count = cfg->workers > 0 ? cfg->workers : 1;
+	s->resolver.requests.wake_fd = -1;
+	s->resolver.stop_fd = -1;
+	s->udp_fds = calloc(s->worker_count, sizeof *s->udp_fds);
+	s->tcp_fds = calloc(s->worker_count, sizeof *s->tcp_fds);
+	s->workers = calloc(s->worker_count, sizeof *s->workers);
+	if (s->udp_fds == NULL || s->tcp_fds == NULL || s->workers == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (unsigned w = 0; w < s->worker_count; w++)
+		for (unsigned l = 0; l < CONFIG_MAX_LISTEN; l++)
+			s->udp_fds[w][l] = s->tcp_fds[w][l] = -1;
+	for (unsigned w = 0; w < s->worker_count; w++) {
+		for (unsigned l = 0; l < cfg->listen_count; l++) {
+			s->udp_fds[w][l] = server_bind(&cfg->listen[l], SOCK_DGRAM, err, errlen);
+			if (s->udp_fds[w][l] < 0)
+				goto fail;
+			s->tcp_fds[w][l] = server_bind(&cfg->listen[l], SOCK_STREAM, err, errlen);
+			if (s->tcp_fds[w][l] < 0)
+				goto fail;
+		}
+	}
+	return s;
+fail:
+	server_free(s);
+	return NULL;
+}
+
+static int worker_setup(struct server *s, unsigned index, char *err, size_t errlen)
+{
+	struct worker *w = calloc(1, sizeof *w);
+	if (w == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->workers[index] = w;
+	w->index = index;
+	w->server = s;
+	w->done.wake_fd = -1;
+	w->base = event_base_new();
+	w->reader = cache_reader_new(s->cache);
+	if (w->base == NULL || w->reader == NULL || job_queue_init(&w->done) < 0) {
+		snprintf(err, errlen, "worker %u: cannot create its event loop or cache reader", index);
+		return -1;
+	}
+	w->done.wake_ev = event_new(w->base, w->done.wake_fd, EV_READ | EV_PERSIST, worker_on_done, w);
+	if (w->done.wake_ev == NULL || event_add(w->done.wake_ev, NULL) < 0)
+		goto fail;
+	for (unsigned l = 0; l < s->cfg->listen_count; l++) {
+		w->udp_ev[l] = event_new(w->base, s->udp_fds[index][l], EV_READ | EV_PERSIST, worker_on_udp, w);
+		if (w->udp_ev[l] == NULL || event_add(w->udp_ev[l], NULL) < 0)
+			goto fail;
+		w->tcp_listener[l] = evconnlistener_new(w->base, tcp_on_accept, w, LEV_OPT_CLOSE_ON_FREE, -1,
+		                                        s->tcp_fds[index][l]);
+		if (w->tcp_listener[l] == NULL)
+			goto fail;
+		s->tcp_fds[index][l] = -1; /* the listener owns it now */
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "worker %u: cannot register its events", index);
+	return -1;
+}
+
+int server_start(struct server *s, char *err, size_t errlen)
+{
+	const struct config *cfg = s->cfg;
+	struct resolver *rs = &s->resolver;
+	rs->server = s;
+	rs->base = event_base_new();
+	if (rs->base == NULL || job_queue_init(&rs->requests) < 0) {
+		snprintf(err, errlen, "cannot create the resolver's event loop");
+		return -1;
+	}
+	struct recurse_options ro = {
+		.root_hints = cfg->root_hints,
+		.trust_anchor = cfg->dnssec ? cfg->trust_anchor : NULL,
+		.query_loopback = cfg->query_loopback,
+		.outgoing_range = cfg->outgoing_range,
+		.max_pending = cfg->max_pending,
+		.cache_bytes = cfg->upstream_cache_bytes,
+	};
+	rs->recurse = recurse_new(rs->base, &ro, err, errlen);
+	if (rs->recurse == NULL)
+		return -1;
+	rs->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	rs->requests.wake_ev = event_new(rs->base, rs->requests.wake_fd, EV_READ | EV_PERSIST, resolver_on_requests, rs);
+	rs->stop_ev = rs->stop_fd >= 0 ? event_new(rs->base, rs->stop_fd, EV_READ, resolver_on_stop, rs) : NULL;
+	rs->deadline_timer = event_new(rs->base, -1, EV_PERSIST, resolver_on_deadlines, rs);
+	struct timeval tick = { .tv_sec = 0, .tv_usec = 100 * 1000 };
+	if (rs->requests.wake_ev == NULL || rs->stop_ev == NULL || rs->deadline_timer == NULL ||
+	    event_add(rs->requests.wake_ev, NULL) < 0 || event_add(rs->stop_ev, NULL) < 0 ||
+	    event_add(rs->deadline_timer, &tick) < 0) {
+		snprintf(err, errlen, "cannot register the resolver's events");
+		return -1;
+	}
+	for (unsigned i = 0; i < s->worker_count; i++)
+		if (worker_setup(s, i, err, errlen) < 0)
+			return -1;
+	if (pthread_create(&rs->thread, NULL, resolver_main, rs) != 0) {
+		snprintf(err, errlen, "cannot start the resolver thread");
+		return -1;
+	}
+	s->started = true;
+	for (unsigned i = 0; i < s->worker_count; i++) {
+		if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
+			snprintf(err, errlen, "cannot start worker %u", i);
+			return -1;
+		}
+		s->workers_running++;
+	}
+	return 0;
+}
+
+void server_stop(struct server *s)
+{
+	if (s == NULL || !s->started || s->stopped)
+		return;
+	s->stopped = true;
+	struct resolver *rs = &s->resolver;
+	uint64_t one = 1;
+	ssize_t n = write(rs->stop_fd, &one, sizeof one);
+	(void)n;
+	pthread_join(rs->thread, NULL);
+	for (unsigned i = 0; i < s->worker_count; i++) {
+		struct worker *w = s->workers[i];
+		/* The wake-up makes the worker send the replies the resolver handed
+		 * back on its way out, then leave its loop. */
+		atomic_store(&w->stopping, true);
+		n = write(w->done.wake_fd, &one, sizeof one);
+		(void)n;
+	}
+	for (unsigned i = 0; i < s->workers_running; i++) {
+		struct worker *w = s->workers[i];
+		pthread_join(w->thread, NULL);
+		worker_on_done(-1, 0, w);
+		log_info("worker %u: %llu queries, %llu cache hits, %llu misses, %llu malformed", i,
+		         (unsigned long long)w->queries, (unsigned long long)w->hits,
+		         (unsigned long long)w->misses, (unsigned long long)w->errors);
+	}
+	/* Queries taken after the resolver left get no answer; free them. */
+	struct server_job *late = job_queue_take_all(&rs->requests);
+	while (late != NULL) {
+		struct server_job *next = late->next;
+		if (late->conn != NULL)
+			late->conn->pending--;
+		job_free(late);
+		late = next;
+	}
+	log_info("resolver: %llu resolutions, %llu coalesced, %llu client timeouts, %llu failures",
+	         (unsigned long long)rs->resolved, (unsigned long long)rs->coalesced,
+	         (unsigned long long)rs->timeouts, (unsigned long long)rs->servfails);
+}
+
+static void worker_free(struct worker *w)
+{
+	if (w == NULL)
+		return;
+	while (w->conns != NULL) {
+		struct tcp_conn *c = w->conns;
+		c->pending = 0; /* the resolver is gone: nothing comes back */
+		tcp_conn_close(c);
+	}
+	for (unsigned l = 0; l < CONFIG_MAX_LISTEN; l++) {
+		if (w->udp_ev[l] != NULL)
+			event_free(w->udp_ev[l]);
+		if (w->tcp_listener[l] != NULL)
+			evconnlistener_free(w->tcp_listener[l]);
+	}
+	job_queue_destroy(&w->done);
+	if (w->reader != NULL)
+		cache_reader_free(w->reader);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	free(w);
+}
+
+void server_free(struct server *s)
+{
+	if (s == NULL)
+		return;
+	struct resolver *rs = &s->resolver;
+	if (rs->recurse != NULL)
+		recurse_free(rs->recurse);
+	for (size_t b = 0; b < SERVER_INFLIGHT_BUCKETS; b++) {
+		while (rs->table[b] != NULL) {
+			struct inflight *f = rs->table[b];
+			rs->table[b] = f->next;
+			while (f->waiters != NULL) {
+				struct server_job *job = f->waiters;
+				f->waiters = job->next;
+				job_free(job);
+			}
+			free(f);
+		}
+	}
+	if (rs->deadline_timer != NULL)
+		event_free(rs->deadline_timer);
+	if (rs->stop_ev != NULL)
+		event_free(rs->stop_ev);
+	job_queue_destroy(&rs->requests);
+	if (rs->stop_fd >= 0)
+		close(rs->stop_fd);
+	if (rs->base != NULL)
+		event_base_free(rs->base);
+	if (s->workers != NULL)
+		for (unsigned i = 0; i < s->worker_count; i++)
+			worker_free(s->workers[i]);
+	if (s->udp_fds != NULL)
+		for (unsigned w = 0; w < s->worker_count; w++)
+			for (unsigned l = 0; l < CONFIG_MAX_LISTEN; l++) {
+				if (s->udp_fds[w][l] >= 0)
+					close(s->udp_fds[w][l]);
+				if (s->tcp_fds[w][l] >= 0)
+					close(s->tcp_fds[w][l]);
+			}
+	free(s->udp_fds);
+	free(s->tcp_fds);
+	free(s->workers);
+	free(s);
+}

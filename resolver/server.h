@@ -1,0 +1,30 @@
+/* server.h -- the query front end: listening sockets, worker threads with
+ * their event loops, TCP connections, and the resolver thread that owns
+ * libunbound and the table of questions in flight. */
+#ifndef MXR_SERVER_H
+#define MXR_SERVER_H
+
+#include <stddef.h>
+
+struct config;
+struct cache;
+struct server;
+
+/* Bind every listening socket of cfg (one UDP and one TCP socket per
+ * address and worker, SO_REUSEPORT), so that it can happen before
+ * privileges are dropped.  cfg and cache must outlive the server.  Returns
+ * the server, or NULL with a message in err (errlen bytes). */
+struct server *server_new(const struct config *cfg, struct cache *cache, char *err, size_t errlen);
+
+/* Create the libunbound context and start the resolver thread and the
+ * workers.  Returns 0, or -1 with a message in err. */
+int server_start(struct server *s, char *err, size_t errlen);
+
+/* Stop taking queries, answer the questions in flight with SERVFAIL,
+ * send what is queued, and join every thread.  Safe to call once. */
+void server_stop(struct server *s);
+
+/* Close the sockets and free everything.  Accepts NULL. */
+void server_free(struct server *s);
+
+#endif

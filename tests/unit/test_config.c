@@ -1,0 +1,719 @@
+/* test_config.c -- unit tests for the YAML configuration loader */
+#include "config.h"
+#include "log.h"
+
+#include <CUnit/Basic.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The built-in root-hints and trust-anchor paths come from Debian's
+ * dns-root-data; every load checks them, so the suite needs them. */
+#define TEST_ROOT_HINTS "/usr/share/dns/root.hints"
+#define TEST_ROOT_KEY "/usr/share/dns/root.key"
+
+/* One config_load of some YAML text: the file it was written to, what
+ * config_load returned, and everything it printed. */
+struct load {
+	char path[64];
+	int rc;
+	struct config *cfg;
+	char *errs;
+};
+
+/* Write yaml to a fresh file in /tmp and load it, capturing the errors. */
+static void load_yaml(const char *yaml, struct load *l)
+{
+	memset(l, 0, sizeof *l);
+	strcpy(l->path, "/tmp/test_config_XXXXXX");
+	int fd = mkstemp(l->path);
+	CU_ASSERT_FATAL(fd >= 0);
+	size_t len = strlen(yaml);
+	CU_ASSERT_FATAL(write(fd, yaml, len) == (ssize_t)len);
+	close(fd);
+
+	size_t errs_len = 0;
+	FILE *errs = open_memstream(&l->errs, &errs_len);
+	CU_ASSERT_FATAL(errs != NULL);
+	l->cfg = (struct config *)0x1;  /* config_load must overwrite it */
+	l->rc = config_load(l->path, &l->cfg, errs);
+	fclose(errs);
+	unlink(l->path);
+}
+
+static void load_done(struct load *l)
+{
+	config_free(l->cfg);
+	free(l->errs);
+}
+
+/* Load yaml and expect it to be rejected with exactly one error, whose whole
+ * text is "FILE:line: msg". */
+static void expect_error(const char *yaml, unsigned line, const char *msg)
+{
+	struct load l;
+	load_yaml(yaml, &l);
+	char want[512];
+	snprintf(want, sizeof want, "%s:%u: %s\n", l.path, line, msg);
+	CU_ASSERT_EQUAL(l.rc, 1);
+	CU_ASSERT_PTR_NULL(l.cfg);
+	CU_ASSERT_STRING_EQUAL(l.errs, want);
+	if (strcmp(l.errs, want) != 0)
+		fprintf(stderr, "\n  want: %s  got:  %s", want, l.errs);
+	load_done(&l);
+}
+
+/* Load yaml and expect it to be rejected with one error on line that
+ * contains text (for libyaml's messages, whose wording is its own). */
+static void expect_error_containing(const char *yaml, unsigned line, const char *text)
+{
+	struct load l;
+	load_yaml(yaml, &l);
+	char prefix[128];
+	snprintf(prefix, sizeof prefix, "%s:%u: ", l.path, line);
+	CU_ASSERT_EQUAL(l.rc, 1);
+	CU_ASSERT_PTR_NULL(l.cfg);
+	CU_ASSERT_EQUAL(strncmp(l.errs, prefix, strlen(prefix)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(l.errs, text));
+	CU_ASSERT_EQUAL(strchr(l.errs, '\n'), l.errs + strlen(l.errs) - 1);
+	if (strncmp(l.errs, prefix, strlen(prefix)) != 0 || strstr(l.errs, text) == NULL)
+		fprintf(stderr, "\n  want: %s...%s\n  got:  %s", prefix, text, l.errs);
+	load_done(&l);
+}
+
+static void check_v4(const struct sockaddr_storage *ss, const char *addr, unsigned port)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+	char buf[INET_ADDRSTRLEN];
+	CU_ASSERT_EQUAL_FATAL(ss->ss_family, AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf));
+	CU_ASSERT_STRING_EQUAL(buf, addr);
+	CU_ASSERT_EQUAL(ntohs(sin->sin_port), port);
+}
+
+static void check_v6(const struct sockaddr_storage *ss, const char *addr, unsigned port)
+{
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+	char buf[INET6_ADDRSTRLEN];
+	CU_ASSERT_EQUAL_FATAL(ss->ss_family, AF_INET6);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof buf));
+	CU_ASSERT_STRING_EQUAL(buf, addr);
+	CU_ASSERT_EQUAL(ntohs(sin6->sin6_port), port);
+}
+
+static unsigned test_cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+}
+
+/* Every default, as the schema promises them. */
+static void check_defaults(const struct config *cfg)
+{
+	CU_ASSERT_EQUAL_FATAL(cfg->listen_count, 2);
+	check_v4(&cfg->listen[0], "127.0.0.1", 53);
+	check_v6(&cfg->listen[1], "::1", 53);
+	CU_ASSERT_EQUAL(cfg->workers, test_cores());
+	CU_ASSERT_EQUAL(cfg->log_level, LOG_LEVEL_INFO);
+	CU_ASSERT_EQUAL(cfg->tcp_idle_timeout_ms, 10000);
+	CU_ASSERT_EQUAL(cfg->tcp_max_connections, 256);
+	CU_ASSERT_STRING_EQUAL(cfg->root_hints, TEST_ROOT_HINTS);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg->trust_anchor);
+	CU_ASSERT_STRING_EQUAL(cfg->trust_anchor, TEST_ROOT_KEY);
+	CU_ASSERT_TRUE(cfg->dnssec);
+	CU_ASSERT_FALSE(cfg->query_loopback);
+	CU_ASSERT_EQUAL(cfg->client_timeout_ms, 5000);
+	CU_ASSERT_EQUAL(cfg->max_pending, 10000);
+	CU_ASSERT_EQUAL(cfg->outgoing_range, 4096);
+	CU_ASSERT_EQUAL(cfg->upstream_cache_bytes, 32ull << 20);
+	CU_ASSERT_STRING_EQUAL(cfg->cache_dir, "./var/cache");
+	CU_ASSERT_EQUAL(cfg->cache_size, 256ull << 20);
+	CU_ASSERT_EQUAL(cfg->max_ttl, 86400);
+	CU_ASSERT_EQUAL(cfg->negative_max_ttl, 3600);
+	CU_ASSERT_EQUAL(cfg->servfail_ttl, 5);
+	CU_ASSERT_EQUAL(cfg->stale_window, 86400);
+	CU_ASSERT_EQUAL(cfg->sync_interval_ms, 1000);
+}
+
+/* ---- files that load ---- */
+
+static void test_config_loads_every_field(void)
+{
+	/* Point root-hints and trust-anchor at files of our own, to see them used. */
+	char hints[] = "/tmp/test_config_hints_XXXXXX", key[] = "/tmp/test_config_key_XXXXXX";
+	int fd1 = mkstemp(hints), fd2 = mkstemp(key);
+	CU_ASSERT_FATAL(fd1 >= 0 && fd2 >= 0);
+	close(fd1);
+	close(fd2);
+	char yaml[2048];
+	snprintf(yaml, sizeof yaml,
+	         "# every key, none at its default\n"
+	         "server:\n"
+	         "  listen: [\"127.0.0.1:5353\", \"[::1]:5354\", \"0.0.0.0:53\"]\n"
+	         "  workers: 3\n"
+	         "  log-level: debug\n"
+	         "  tcp-idle-timeout: 1500ms\n"
+	         "  tcp-max-connections: 1000\n"
+	         "recursion:\n"
+	         "  root-hints: %s\n"
+	         "  trust-anchor: \"%s\"\n"
+	         "  dnssec: yes\n"
+	         "  query-loopback: on\n"
+	         "  client-timeout: 2s\n"
+	         "  max-pending: 500\n"
+	         "  outgoing-range: 16\n"
+	         "  upstream-cache-size: 64MiB\n"
+	         "cache:\n"
+	         "  directory: /var/lib/mxresolved\n"
+	         "  size: 2G\n"
+	         "  max-ttl: 2h\n"
+	         "  negative-max-ttl: 15m\n"
+	         "  servfail-ttl: 0\n"
+	         "  stale-window: 3d\n"
+	         "  sync-interval: 250ms\n",
+	         hints, key);
+	struct load l;
+	load_yaml(yaml, &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	const struct config *c = l.cfg;
+	CU_ASSERT_STRING_EQUAL(c->path, l.path);
+	CU_ASSERT_EQUAL_FATAL(c->listen_count, 3);
+	check_v4(&c->listen[0], "127.0.0.1", 5353);
+	check_v6(&c->listen[1], "::1", 5354);
+	check_v4(&c->listen[2], "0.0.0.0", 53);
+	CU_ASSERT_EQUAL(c->workers, 3);
+	CU_ASSERT_EQUAL(c->log_level, LOG_LEVEL_DEBUG);
+	CU_ASSERT_EQUAL(c->tcp_idle_timeout_ms, 1500);
+	CU_ASSERT_EQUAL(c->tcp_max_connections, 1000);
+	CU_ASSERT_STRING_EQUAL(c->root_hints, hints);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c->trust_anchor);
+	CU_ASSERT_STRING_EQUAL(c->trust_anchor, key);
+	CU_ASSERT_TRUE(c->dnssec);
+	CU_ASSERT_TRUE(c->query_loopback);
+	CU_ASSERT_EQUAL(c->client_timeout_ms, 2000);
+	CU_ASSERT_EQUAL(c->max_pending, 500);
+	CU_ASSERT_EQUAL(c->outgoing_range, 16);
+	CU_ASSERT_EQUAL(c->upstream_cache_bytes, 64ull << 20);
+	CU_ASSERT_STRING_EQUAL(c->cache_dir, "/var/lib/mxresolved");
+	CU_ASSERT_EQUAL(c->cache_size, 2ull << 30);
+	CU_ASSERT_EQUAL(c->max_ttl, 7200);
+	CU_ASSERT_EQUAL(c->negative_max_ttl, 900);
+	CU_ASSERT_EQUAL(c->servfail_ttl, 0);
+	CU_ASSERT_EQUAL(c->stale_window, 3 * 86400);
+	CU_ASSERT_EQUAL(c->sync_interval_ms, 250);
+	load_done(&l);
+	unlink(hints);
+	unlink(key);
+}
+
+static void test_config_empty_file_gives_defaults(void)
+{
+	struct load l;
+	load_yaml("", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	check_defaults(l.cfg);
+	load_done(&l);
+}
+
+static void test_config_comments_only_gives_defaults(void)
+{
+	struct load l;
+	load_yaml("# nothing here\n\n   # still nothing\n---\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	check_defaults(l.cfg);
+	load_done(&l);
+}
+
+static void test_config_empty_sections_give_defaults(void)
+{
+	struct load l;
+	load_yaml("server:\n  # workers: 4\nrecursion:\ncache: {}\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	check_defaults(l.cfg);
+	load_done(&l);
+}
+
+static void test_config_listen_accepts_one_scalar(void)
+{
+	struct load l;
+	load_yaml("server:\n  listen: \"[2001:db8::1]:8053\"\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_EQUAL_FATAL(l.cfg->listen_count, 1);
+	check_v6(&l.cfg->listen[0], "2001:db8::1", 8053);
+	load_done(&l);
+}
+
+static void test_config_units_and_bounds_are_inclusive(void)
+{
+	struct load l;
+	load_yaml("server:\n"
+	          "  workers: 256\n"
+	          "  tcp-idle-timeout: 10m\n"
+	          "  tcp-max-connections: 65536\n"
+	          "recursion:\n"
+	          "  client-timeout: 100ms\n"
+	          "  upstream-cache-size: 4096K\n"
+	          "  dnssec: FALSE\n"
+	          "cache:\n"
+	          "  size: 1TiB\n"
+	          "  max-ttl: 7d\n"
+	          "  negative-max-ttl: 0\n"
+	          "  stale-window: 30d\n"
+	          "  sync-interval: 0ms\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_EQUAL(l.cfg->workers, 256);
+	CU_ASSERT_EQUAL(l.cfg->tcp_idle_timeout_ms, 600000);
+	CU_ASSERT_EQUAL(l.cfg->tcp_max_connections, 65536);
+	CU_ASSERT_EQUAL(l.cfg->client_timeout_ms, 100);
+	CU_ASSERT_EQUAL(l.cfg->upstream_cache_bytes, 4ull << 20);
+	CU_ASSERT_FALSE(l.cfg->dnssec);
+	CU_ASSERT_EQUAL(l.cfg->cache_size, 1ull << 40);
+	CU_ASSERT_EQUAL(l.cfg->max_ttl, 7 * 86400);
+	CU_ASSERT_EQUAL(l.cfg->negative_max_ttl, 0);
+	CU_ASSERT_EQUAL(l.cfg->stale_window, 30 * 86400);
+	CU_ASSERT_EQUAL(l.cfg->sync_interval_ms, 0);
+	load_done(&l);
+}
+
+static void test_config_dnssec_off_ignores_missing_trust_anchor(void)
+{
+	struct load l;
+	load_yaml("recursion:\n  trust-anchor: /nonexistent/root.key\n  dnssec: off\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_FALSE(l.cfg->dnssec);
+	CU_ASSERT_PTR_NULL(l.cfg->trust_anchor);
+	load_done(&l);
+}
+
+/* ---- files that do not ---- */
+
+static void test_config_rejects_missing_file(void)
+{
+	struct config *cfg = (struct config *)0x1;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *errs = open_memstream(&buf, &len);
+	CU_ASSERT_FATAL(errs != NULL);
+	int rc = config_load("/nonexistent/mxresolved.yaml", &cfg, errs);
+	fclose(errs);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NULL(cfg);
+	CU_ASSERT_STRING_EQUAL(buf, "/nonexistent/mxresolved.yaml: cannot open: No such file or directory\n");
+	free(buf);
+}
+
+static void test_config_rejects_unknown_section(void)
+{
+	expect_error("server:\n  workers: 2\nserverr:\n  workers: 2\n", 3,
+	             "unknown section 'serverr' (expected server, recursion or cache)");
+}
+
+static void test_config_rejects_unknown_key(void)
+{
+	expect_error("server:\n  workers: 2\n  worker: 2\n", 3, "unknown key 'worker' in section 'server'");
+}
+
+static void test_config_rejects_key_in_wrong_section(void)
+{
+	expect_error("cache:\n  dnssec: true\n", 2, "unknown key 'dnssec' in section 'cache'");
+}
+
+static void test_config_rejects_duplicate_key(void)
+{
+	expect_error("cache:\n  size: 1G\n  max-ttl: 1h\n  size: 2G\n", 4,
+	             "duplicate key 'size' in section 'cache' (first at line 2)");
+}
+
+static void test_config_rejects_duplicate_section(void)
+{
+	expect_error("cache:\n  size: 1G\nserver: {}\ncache:\n  max-ttl: 1h\n", 4,
+	             "duplicate section 'cache' (first at line 1)");
+}
+
+static void test_config_rejects_section_that_is_not_a_mapping(void)
+{
+	expect_error("server: 4\n", 1, "section 'server' must be a mapping of keys");
+}
+
+static void test_config_rejects_listen_of_wrong_type(void)
+{
+	expect_error("server:\n  listen:\n    address: 127.0.0.1\n", 3,
+	             "'listen' must be an address or a list of addresses");
+}
+
+static void test_config_rejects_listen_bad_address(void)
+{
+	expect_error("server:\n  listen:\n    - 127.0.0.1:53\n    - 127.0.0.256:53\n", 4,
+	             "listen: '127.0.0.256:53': bad IPv4 address");
+}
+
+static void test_config_rejects_listen_hostname(void)
+{
+	expect_error("server:\n  listen: localhost:53\n", 2, "listen: 'localhost:53': bad IPv4 address");
+}
+
+static void test_config_rejects_listen_missing_port(void)
+{
+	expect_error("server:\n  listen: [\"127.0.0.1\"]\n", 2,
+	             "listen: '127.0.0.1': missing port (write it as \"address:port\")");
+}
+
+static void test_config_rejects_listen_ipv6_missing_port(void)
+{
+	expect_error("server:\n  listen: [\"[::1]\"]\n", 2,
+	             "listen: '[::1]': missing port (write it as \"[address]:port\")");
+}
+
+static void test_config_rejects_listen_port_zero(void)
+{
+	expect_error("server:\n  listen: [\"127.0.0.1:0\"]\n", 2,
+	             "listen: '127.0.0.1:0': the port must be between 1 and 65535");
+}
+
+static void test_config_rejects_listen_port_70000(void)
+{
+	expect_error("server:\n  listen: [\"[::1]:70000\"]\n", 2,
+	             "listen: '[::1]:70000': the port must be between 1 and 65535");
+}
+
+static void test_config_rejects_listen_port_not_a_number(void)
+{
+	expect_error("server:\n  listen: [\"127.0.0.1:dns\"]\n", 2,
+	             "listen: '127.0.0.1:dns': the port must be a number");
+}
+
+static void test_config_rejects_ipv6_without_brackets(void)
+{
+	expect_error("server:\n  listen: [\"::1:53\"]\n", 2,
+	             "listen: '::1:53': IPv6 addresses must be in brackets, as in \"[::1]:53\"");
+}
+
+static void test_config_rejects_too_many_listen_entries(void)
+{
+	char yaml[2048] = "server:\n  listen:\n";
+	for (int i = 1; i <= CONFIG_MAX_LISTEN + 2; i++) {
+		char line[64];
+		snprintf(line, sizeof line, "    - 127.0.0.%d:53\n", i);
+		strcat(yaml, line);
+	}
+	/* The first address past the limit is on line 2 + 17. */
+	expect_error(yaml, 2 + CONFIG_MAX_LISTEN + 1, "'listen' has more than 16 addresses");
+}
+
+static void test_config_rejects_empty_listen(void)
+{
+	expect_error("server:\n  listen: []\n", 2, "'listen' needs at least one address");
+}
+
+static void test_config_rejects_listen_twice_same_address(void)
+{
+	expect_error("server:\n  listen: [\"[::1]:53\", \"[0::1]:53\"]\n", 2,
+	             "listen: '[0::1]:53' is listed twice");
+}
+
+static void test_config_rejects_negative_workers(void)
+{
+	expect_error("server:\n  workers: -1\n", 2, "'workers' must be between 0 and 256");
+}
+
+static void test_config_rejects_workers_not_a_number(void)
+{
+	expect_error("server:\n  workers: four\n", 2, "'workers' must be a number");
+}
+
+static void test_config_rejects_workers_with_trailing_junk(void)
+{
+	expect_error("server:\n  workers: 4x\n", 2, "'workers' must be a number");
+}
+
+static void test_config_rejects_workers_too_large(void)
+{
+	expect_error("server:\n  workers: 257\n", 2, "'workers' must be between 0 and 256");
+}
+
+static void test_config_rejects_workers_sequence(void)
+{
+	expect_error("server:\n  workers: [4]\n", 2, "'workers' must be a number");
+}
+
+static void test_config_rejects_bad_log_level(void)
+{
+	expect_error("server:\n  log-level: verbose\n", 2,
+	             "'log-level' must be one of error, warning, info, debug");
+}
+
+static void test_config_rejects_bad_duration_unit(void)
+{
+	expect_error("recursion:\n  client-timeout: 5sec\n", 2,
+	             "'client-timeout' must be a duration such as 5s (units ms, s, m, h, d)");
+}
+
+static void test_config_rejects_duration_out_of_range(void)
+{
+	expect_error("recursion:\n  client-timeout: 2m\n", 2,
+	             "'client-timeout' must be between 100ms and 60s");
+}
+
+static void test_config_rejects_duration_too_short(void)
+{
+	expect_error("server:\n  tcp-idle-timeout: 99ms\n", 2,
+	             "'tcp-idle-timeout' must be between 100ms and 10m");
+}
+
+static void test_config_rejects_fractional_seconds_ttl(void)
+{
+	expect_error("cache:\n  max-ttl: 1500ms\n", 2, "'max-ttl' must be a whole number of seconds");
+}
+
+static void test_config_rejects_servfail_ttl_too_long(void)
+{
+	expect_error("cache:\n  servfail-ttl: 31s\n", 2, "'servfail-ttl' must be between 0 and 30s");
+}
+
+static void test_config_rejects_size_bad_suffix(void)
+{
+	expect_error("cache:\n  size: 256MB\n", 2,
+	             "'size' must be a size such as 256M (units K, M, G, T)");
+}
+
+static void test_config_rejects_size_overflow(void)
+{
+	expect_error("cache:\n  size: 99999999999999999999G\n", 2, "'size' must be between 1M and 1T");
+}
+
+static void test_config_rejects_size_multiplication_overflow(void)
+{
+	expect_error("recursion:\n  upstream-cache-size: 17179869184G\n", 2,
+	             "'upstream-cache-size' must be between 1M and 4G");
+}
+
+static void test_config_rejects_bad_boolean(void)
+{
+	expect_error("recursion:\n  query-loopback: maybe\n", 2, "'query-loopback' must be true or false");
+}
+
+static void test_config_rejects_missing_root_hints(void)
+{
+	expect_error("recursion:\n  root-hints: /nonexistent/root.hints\n", 2,
+	             "root-hints: /nonexistent/root.hints: No such file or directory");
+}
+
+static void test_config_rejects_root_hints_directory(void)
+{
+	expect_error("recursion:\n  root-hints: /tmp\n", 2, "root-hints: /tmp: not a regular file");
+}
+
+static void test_config_rejects_missing_trust_anchor_with_dnssec(void)
+{
+	expect_error("recursion:\n  dnssec: true\n  trust-anchor: /nonexistent/root.key\n", 3,
+	             "trust-anchor: /nonexistent/root.key: No such file or directory");
+}
+
+static void test_config_rejects_empty_directory(void)
+{
+	expect_error("cache:\n  directory: \"\"\n", 2, "'directory' must not be empty");
+}
+
+static void test_config_rejects_directory_without_value(void)
+{
+	expect_error("cache:\n  directory:\n  size: 1G\n", 2, "'directory' must not be empty");
+}
+
+static void test_config_rejects_nul_in_string(void)
+{
+	expect_error("cache:\n  directory: \"/var\\0/x\"\n", 2, "'directory' must not contain a NUL character");
+}
+
+static void test_config_rejects_unclosed_bracket(void)
+{
+	expect_error_containing("server:\n  listen: [\"127.0.0.1:53\", \"[::1]:53\"\n  workers: 2\n", 3,
+	                        "did not find expected ',' or ']' (while parsing a flow sequence started at line 2)");
+}
+
+static void test_config_rejects_top_level_sequence(void)
+{
+	expect_error("# a list, not a mapping\n- server\n- cache\n", 2,
+	             "the top level must be a mapping of sections (server:, recursion:, cache:)");
+}
+
+static void test_config_rejects_top_level_scalar(void)
+{
+	expect_error("hello\n", 1, "the top level must be a mapping of sections (server:, recursion:, cache:)");
+}
+
+static void test_config_rejects_tab_indentation(void)
+{
+	expect_error_containing("server:\n  workers: 2\n\tlog-level: info\n", 3,
+	                        "found a tab character that violates indentation");
+}
+
+static void test_config_rejects_second_document(void)
+{
+	expect_error("server:\n  workers: 2\n---\ncache:\n  size: 1G\n", 3, "only one YAML document is allowed");
+}
+
+static void test_config_rejects_invalid_utf8(void)
+{
+	expect_error_containing("server:\n  workers: 2\ncache:\n  directory: /var/\xc3\x28\n", 4,
+	                        "invalid trailing UTF-8 octet at byte");
+}
+
+static void test_config_accepts_trailing_document_marker(void)
+{
+	struct load l;
+	load_yaml("---\nserver: {workers: 1}\n...\n---\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_EQUAL(l.cfg->workers, 1);
+	load_done(&l);
+}
+
+static void test_config_reports_every_error(void)
+{
+	struct load l;
+	load_yaml("server:\n"
+	          "  workers: lots\n"
+	          "  log-level: info\n"
+	          "cache:\n"
+	          "  size: 0\n"
+	          "  colour: blue\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 3);
+	CU_ASSERT_PTR_NULL(l.cfg);
+	char want[1024];
+	snprintf(want, sizeof want,
+	         "%s:2: 'workers' must be a number\n"
+	         "%s:5: 'size' must be between 1M and 1T\n"
+	         "%s:6: unknown key 'colour' in section 'cache'\n",
+	         l.path, l.path, l.path);
+	CU_ASSERT_STRING_EQUAL(l.errs, want);
+	load_done(&l);
+}
+
+static void test_config_accepts_null_errs_stream(void)
+{
+	char path[] = "/tmp/test_config_XXXXXX";
+	int fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(write(fd, "bogus: 1\n", 9) == 9);
+	close(fd);
+	struct config *cfg = (struct config *)0x1;
+	CU_ASSERT_EQUAL(config_load(path, &cfg, NULL), 1);
+	CU_ASSERT_PTR_NULL(cfg);
+	unlink(path);
+	config_free(NULL);
+}
+
+/* The defaults name Debian's root data files: without them nothing loads. */
+static int suite_init(void)
+{
+	if (access(TEST_ROOT_HINTS, R_OK) != 0 || access(TEST_ROOT_KEY, R_OK) != 0) {
+		fprintf(stderr, "test_config: %s and %s are needed (apt-get install dns-root-data)\n",
+		        TEST_ROOT_HINTS, TEST_ROOT_KEY);
+		return -1;
+	}
+	return 0;
+}
+
+#define TEST(fn) { #fn, fn }
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} tests[] = {
+		TEST(test_config_loads_every_field),
+		TEST(test_config_empty_file_gives_defaults),
+		TEST(test_config_comments_only_gives_defaults),
+		TEST(test_config_empty_sections_give_defaults),
+		TEST(test_config_listen_accepts_one_scalar),
+		TEST(test_config_units_and_bounds_are_inclusive),
+		TEST(test_config_dnssec_off_ignores_missing_trust_anchor),
+		TEST(test_config_rejects_missing_file),
+		TEST(test_config_rejects_unknown_section),
+		TEST(test_config_rejects_unknown_key),
+		TEST(test_config_rejects_key_in_wrong_section),
+		TEST(test_config_rejects_duplicate_key),
+		TEST(test_config_rejects_duplicate_section),
+		TEST(test_config_rejects_section_that_is_not_a_mapping),
+		TEST(test_config_rejects_listen_of_wrong_type),
+		TEST(test_config_rejects_listen_bad_address),
+		TEST(test_config_rejects_listen_hostname),
+		TEST(test_config_rejects_listen_missing_port),
+		TEST(test_config_rejects_listen_ipv6_missing_port),
+		TEST(test_config_rejects_listen_port_zero),
+		TEST(test_config_rejects_listen_port_70000),
+		TEST(test_config_rejects_listen_port_not_a_number),
+		TEST(test_config_rejects_ipv6_without_brackets),
+		TEST(test_config_rejects_too_many_listen_entries),
+		TEST(test_config_rejects_empty_listen),
+		TEST(test_config_rejects_listen_twice_same_address),
+		TEST(test_config_rejects_negative_workers),
+		TEST(test_config_rejects_workers_not_a_number),
+		TEST(test_config_rejects_workers_with_trailing_junk),
+		TEST(test_config_rejects_workers_too_large),
+		TEST(test_config_rejects_workers_sequence),
+		TEST(test_config_rejects_bad_log_level),
+		TEST(test_config_rejects_bad_duration_unit),
+		TEST(test_config_rejects_duration_out_of_range),
+		TEST(test_config_rejects_duration_too_short),
+		TEST(test_config_rejects_fractional_seconds_ttl),
+		TEST(test_config_rejects_servfail_ttl_too_long),
+		TEST(test_config_rejects_size_bad_suffix),
+		TEST(test_config_rejects_size_overflow),
+		TEST(test_config_rejects_size_multiplication_overflow),
+		TEST(test_config_rejects_bad_boolean),
+		TEST(test_config_rejects_missing_root_hints),
+		TEST(test_config_rejects_root_hints_directory),
+		TEST(test_config_rejects_missing_trust_anchor_with_dnssec),
+		TEST(test_config_rejects_empty_directory),
+		TEST(test_config_rejects_directory_without_value),
+		TEST(test_config_rejects_nul_in_string),
+		TEST(test_config_rejects_unclosed_bracket),
+		TEST(test_config_rejects_top_level_sequence),
+		TEST(test_config_rejects_top_level_scalar),
+		TEST(test_config_rejects_tab_indentation),
+		TEST(test_config_rejects_second_document),
+		TEST(test_config_rejects_invalid_utf8),
+		TEST(test_config_accepts_trailing_document_marker),
+		TEST(test_config_reports_every_error),
+		TEST(test_config_accepts_null_errs_stream),
+	};
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return CU_get_error();
+	CU_pSuite suite = CU_add_suite("config", suite_init, NULL);
+	if (suite == NULL)
+		goto fail;
+	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+		if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
+			goto fail;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	/* CU_basic_run_tests() reports success even when tests fail. */
+	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return failed;
+
+fail:
+	CU_cleanup_registry();
+	return 1;
+}
