@@ -52,8 +52,9 @@ $(S)/mxresolved: $(DAEMON_SRC:%.c=$(S)/%.o)
 TEST_LINK_test_wire := resolver/wire.c
 TEST_LINK_test_cache := cache/cache.c resolver/log.c resolver/wire.c
 TEST_LINK_test_config := resolver/config.c resolver/log.c
+san_objs = $(patsubst %.c,$(S)/%.o,$(1))
 .SECONDEXPANSION:
-$(S)/tests/%: $(S)/tests/unit/%.o $$(patsubst %.c,$(S)/%.o,$$(TEST_LINK_$$*))
+$(S)/tests/%: $(S)/tests/unit/%.o $$(call san_objs,$$(TEST_LINK_$$*))
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(PKG_LIBS) -lcunit -lpthread
 
 run: deps $(B)/mxresolved

@@ -66,6 +66,8 @@ struct cache_stats {
 	uint64_t map_size, map_used;
 	uint64_t puts, put_drops, evictions, commits;
 	uint64_t set_aside;                 /* 1 if this open moved a bad cache aside */
+	uint64_t damaged;                   /* values found damaged (served as misses) */
+	uint64_t write_errors;              /* failed commits, syncs, evictions */
 };
 
 struct cache;

@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -147,8 +146,10 @@ static const char *config_quote(char *buf, size_t size, const char *s, size_t le
 		unsigned char c = (unsigned char)s[i];
 		buf[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
 	}
-	if (n < len)
-		memcpy(buf + n, "...", 3), n += 3;
+	if (n < len) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
 	buf[n] = '\0';
 	return buf;
 }
@@ -235,10 +236,10 @@ static bool config_parse_bool(const char *s, bool *out)
 	static const char *const yes[] = { "true", "yes", "on" };
 	static const char *const no[] = { "false", "no", "off" };
 	for (size_t i = 0; i < 3; i++) {
-		if (strcasecmp(s, yes[i]) == 0)
-			return *out = true, true;
-		if (strcasecmp(s, no[i]) == 0)
-			return *out = false, true;
+		if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
+			*out = strcasecmp(s, yes[i]) == 0;
+			return true;
+		}
 	}
 	return false;
 }

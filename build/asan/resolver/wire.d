@@ -1,2 +1,0 @@
-build/asan/resolver/wire.o: resolver/wire.c resolver/wire.h
-resolver/wire.h:
