@@ -70,8 +70,6 @@ struct recurse *recurse_new(struct event_base *base, const struct recurse_option
 	if (opt->query_loopback) {
 		if (recurse_set(r->ctx, "do-not-query-localhost:", "no", err, errlen) < 0)
 			goto fail;
-		for (size_t i = 0; i < sizeof recurse_lab_zones / sizeof recurse_lab_zones[0]; i++)
-			ub_ctx_zone_remove(r->ctx, recurse_lab_zones[i]);
 	}
 	if (opt->trust_anchor != NULL) {
 		int rc = ub_ctx_add_ta_file(r->ctx, opt->trust_anchor);
@@ -82,6 +80,11 @@ struct recurse *recurse_new(struct event_base *base, const struct recurse_option
 	} else if (recurse_set(r->ctx, "module-config:", "iterator", err, errlen) < 0) {
 		goto fail;
 	}
+	/* Last: removing a local zone finalizes the context, and no option can
+	 * be set after that. */
+	if (opt->query_loopback)
+		for (size_t i = 0; i < sizeof recurse_lab_zones / sizeof recurse_lab_zones[0]; i++)
+			ub_ctx_zone_remove(r->ctx, recurse_lab_zones[i]);
 	return r;
 fail:
 	if (r->ctx != NULL)
