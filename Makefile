@@ -22,7 +22,8 @@ OPT_CFLAGS := -O2
 SAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 DAEMON_SRC := resolver/main.c resolver/server.c resolver/recurse.c resolver/config.c \
-              resolver/log.c resolver/wire.c cache/cache.c
+              resolver/log.c resolver/wire.c resolver/acl.c resolver/ratelimit.c resolver/stats.c \
+              cache/cache.c
 LIB_SRC := $(filter-out resolver/main.c,$(DAEMON_SRC))
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
@@ -51,7 +52,9 @@ $(S)/mxresolved: $(DAEMON_SRC:%.c=$(S)/%.o)
 # What each unit test links besides itself.
 TEST_LINK_test_wire := resolver/wire.c
 TEST_LINK_test_cache := cache/cache.c resolver/log.c resolver/wire.c
-TEST_LINK_test_config := resolver/config.c resolver/log.c
+TEST_LINK_test_config := resolver/config.c resolver/log.c resolver/acl.c
+TEST_LINK_test_acl := resolver/acl.c
+TEST_LINK_test_ratelimit := resolver/ratelimit.c
 san_objs = $(patsubst %.c,$(S)/%.o,$(1))
 .SECONDEXPANSION:
 $(S)/tests/%: $(S)/tests/unit/%.o $$(call san_objs,$$(TEST_LINK_$$*))
@@ -84,7 +87,8 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iresolver -Icache -g -O1 -fsanitize=fuzze
 # Each harness links only the module it drives.
 FUZZ_LINK_wire_query := resolver/wire.c
 FUZZ_LINK_wire_forms := resolver/wire.c
-FUZZ_LINK_config := resolver/config.c resolver/log.c
+FUZZ_LINK_config := resolver/config.c resolver/log.c resolver/acl.c
+FUZZ_LINK_acl := resolver/acl.c
 $(B)/fuzz/%: tests/fuzz/fuzz_%.c $$(FUZZ_LINK_$$*)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)

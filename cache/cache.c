@@ -46,11 +46,21 @@
  * eviction and applies last-hit updates that readers hand it through
  * per-reader lock-free rings.  Readers each keep one read transaction that is
  * renewed and reset around every batch of gets.
+ *
+ * Flushes (by name, by suffix, by partition) are operations queued to the
+ * same writer, which takes them together with the puts queued before them and
+ * applies the puts first: so an older queued put can never bring back an
+ * entry a flush removed.  The caller waits for its operation, like
+ * cache_flush_writes.  Walks and cache_lookup need no writer: they run in the
+ * calling thread in read transactions of their own, and a walk lets go of its
+ * snapshot every CACHE_WALK_CHUNK entries so that a slow consumer does not
+ * pin old pages that the writer needs back.
  */
 #include "cache.h"
 #include "log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -101,6 +111,12 @@
 #define CACHE_READER_CHECK_S 60
 #define CACHE_TOUCH_EVERY_S 60
 
+/* A walk renews its snapshot after this many entries. */
+#define CACHE_WALK_CHUNK 256u
+/* LMDB reader slots beyond max_readers: the writer's, and transient ones
+ * for cache_get_stats, cache_walk and cache_lookup from control threads. */
+#define CACHE_SPARE_READERS 8u
+
 #define CACHE_RING_SIZE 128u    /* power of two */
 #define CACHE_SEEN_SIZE 64u
 #define CACHE_TOUCH_BATCH 4096u
@@ -137,6 +153,22 @@ struct cache_reader {
 	_Atomic uint32_t tail;
 	char pad2[64];
 	struct cache_touch ring[CACHE_RING_SIZE];
+};
+
+enum cache_op_kind { CACHE_OP_FLUSH_NAME, CACHE_OP_FLUSH_SUFFIX, CACHE_OP_FLUSH_PART };
+
+/* A flush handed to the writer.  It lives on the caller's stack: the caller
+ * waits (under q_lock) until the writer sets done, and the writer does not
+ * touch it after that. */
+struct cache_op {
+	struct cache_op *next;
+	enum cache_op_kind kind;
+	unsigned part;                  /* CACHE_OP_FLUSH_PART */
+	int qtype;                      /* CACHE_OP_FLUSH_NAME: -1 = every type */
+	size_t name_len;                /* the name's labels in key form */
+	uint8_t name[CACHE_KEY_BUF];
+	int result;
+	int done;
 };
 
 struct cache_item {
@@ -183,6 +215,8 @@ struct cache {
 	size_t q_bytes;
 	uint64_t flush_req;
 	uint64_t flush_done;
+	struct cache_op *op_head;       /* flushes waiting for the writer */
+	struct cache_op **op_tail;
 	int stop;
 	pthread_t writer;
 	int writer_started;
@@ -274,11 +308,13 @@ static uint32_t cache_checksum(const uint8_t *v, size_t len)
 	return cache_hash_fold(h);
 }
 
-/* Build the key for a question into key (CACHE_KEY_BUF bytes).  qname must
- * be uncompressed wire form ending in the root label.  Returns the key
- * length, or -1 if the name is malformed. */
-static int cache_key(uint8_t *key, const uint8_t *qname, size_t qname_len, uint16_t qtype,
-                     uint16_t qclass)
+/* Build the name part of a key (the reversed, length-prefixed, lower-cased
+ * labels) into key (CACHE_KEY_BUF bytes).  qname must be uncompressed wire
+ * form ending in the root label.  Every key of a name at or under qname
+ * starts with these bytes, and only those do: the length bytes make the
+ * match whole-label (\7example is not a prefix of \12badexample).  Returns
+ * the length (0 for the root), or -1 if the name is malformed. */
+static int cache_name_key(uint8_t *key, const uint8_t *qname, size_t qname_len)
 {
 	uint8_t starts[128];
 	size_t n = 0, i = 0;
@@ -308,6 +344,18 @@ static int cache_key(uint8_t *key, const uint8_t *qname, size_t qname_len, uint1
 			key[k++] = (ch >= 'A' && ch <= 'Z') ? (uint8_t)(ch + 32) : ch;
 		}
 	}
+	return (int)k;
+}
+
+/* Build the key for a question into key (CACHE_KEY_BUF bytes).  Returns the
+ * key length, or -1 if the name is malformed. */
+static int cache_key(uint8_t *key, const uint8_t *qname, size_t qname_len, uint16_t qtype,
+                     uint16_t qclass)
+{
+	int n = cache_name_key(key, qname, qname_len);
+	if (n < 0)
+		return -1;
+	size_t k = (size_t)n;
 	key[k++] = (uint8_t)(qtype >> 8);
 	key[k++] = (uint8_t)qtype;
 	key[k++] = (uint8_t)(qclass >> 8);
@@ -315,6 +363,43 @@ static int cache_key(uint8_t *key, const uint8_t *qname, size_t qname_len, uint1
 	if (k > CACHE_LMDB_KEY_MAX || k > CACHE_KEY_BUF)
 		return -1;
 	return (int)k;
+}
+
+/* The inverse of cache_key: the wire-form name (at most 255 bytes into
+ * qname), qtype and qclass of a key.  The labels are parsed from the front
+ * until exactly four bytes remain, as cache_key laid them out.  Returns the
+ * name's length, or -1 if the key is not one cache_key can make. */
+static int cache_key_decode(const uint8_t *key, size_t klen, uint8_t *qname, uint16_t *qtype,
+                            uint16_t *qclass)
+{
+	uint8_t starts[128];
+	size_t n = 0, i = 0;
+
+	if (klen < 4 || klen > 254 + 4)
+		return -1;
+	while (klen - i > 4) {
+		uint8_t l = key[i];
+		if (l == 0 || l > 63 || i + 1 + l > klen - 4 || n == sizeof starts)
+			return -1;
+		starts[n++] = (uint8_t)i;
+		i += 1u + l;
+	}
+	size_t q = 0;
+	while (n > 0) {
+		const uint8_t *lab = key + starts[--n];
+		memcpy(qname + q, lab, 1u + lab[0]);
+		q += 1u + lab[0];
+	}
+	qname[q++] = 0;
+	*qtype = (uint16_t)(key[i] << 8 | key[i + 1]);
+	*qclass = (uint16_t)(key[i + 2] << 8 | key[i + 3]);
+	return (int)q;
+}
+
+/* Whether key k lies in the range of keys that start with prefix. */
+static int cache_key_has_prefix(const MDB_val *k, const uint8_t *prefix, size_t plen)
+{
+	return k->mv_size >= plen && (plen == 0 || memcmp(k->mv_data, prefix, plen) == 0);
 }
 
 /* Decode and validate a value.  With check, the checksum is verified too
@@ -434,8 +519,8 @@ struct cache_reader *cache_reader_new(struct cache *c)
 	struct cache_reader *r = NULL;
 	int rc;
 
-	/* Reserve a slot first: LMDB's table has a few more slots than
-	 * max_readers, kept for the writer and for cache_get_stats. */
+	/* Reserve a slot first: LMDB's table has CACHE_SPARE_READERS more
+	 * slots than max_readers, kept for the writer and the control calls. */
 	pthread_mutex_lock(&c->reg_lock);
 	if (c->n_readers >= c->max_readers) {
 		pthread_mutex_unlock(&c->reg_lock);
@@ -1041,6 +1126,208 @@ static void cache_apply_touches(struct cache *c)
 	}
 }
 
+/* ---- flushes (writer thread) ---- */
+
+/* Take n entries of logical bytes off partition p's estimate. */
+static void cache_forget_bytes(struct cache *c, unsigned p, uint64_t bytes)
+{
+	struct cache_part_state *ps = &c->part[p];
+	ps->logical_est = ps->logical_est > bytes ? ps->logical_est - bytes : 0;
+}
+
+/* Delete from partition p the keys that start with prefix (plen bytes, 0 =
+ * every key).  With exact_len non-zero, only keys of exactly that length go
+ * (the name's own entries, not the names under it): a longer key means a
+ * name below, and the cursor jumps past every key that shares its bytes up
+ * to exact_len, since the next key of the right length must differ there.
+ * As in eviction, deletions run in transactions that start small and grow
+ * while they commit, and shrink on MAP_FULL, so a flush works in a full map.
+ * Adds what was deleted to *deleted.  Returns 0 or an LMDB error. */
+static int cache_delete_range(struct cache *c, unsigned p, const uint8_t *prefix, size_t plen,
+                              size_t exact_len, uint64_t *deleted)
+{
+	uint8_t pos[CACHE_LMDB_KEY_MAX + 1], last[CACHE_LMDB_KEY_MAX + 1], seek[CACHE_KEY_BUF];
+	size_t pos_len = plen, last_len = 0;
+	unsigned batch = CACHE_EVICT_TXN_FIRST;
+	int more = 1, relieved = 0, rc = 0;
+
+	if (plen > sizeof seek || exact_len > sizeof seek || (exact_len && exact_len <= plen))
+		return EINVAL;
+	if (plen)
+		memcpy(pos, prefix, plen);
+	while (more) {
+		MDB_txn *txn;
+		MDB_cursor *cur;
+		MDB_val k, v;
+		uint64_t n = 0, bytes = 0;
+
+		more = 0;
+		last_len = 0;
+		rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+		if (rc != 0)
+			return rc;
+		rc = mdb_cursor_open(txn, c->dbi[p], &cur);
+		if (rc != 0) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+		if (pos_len == 0) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		} else {
+			k.mv_size = pos_len;
+			k.mv_data = pos;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		}
+		while (rc == 0) {
+			if (!cache_key_has_prefix(&k, prefix, plen)) {
+				rc = MDB_NOTFOUND;
+				break;
+			}
+			if (exact_len && k.mv_size != exact_len) {
+				if (k.mv_size < exact_len) {
+					rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+					continue;
+				}
+				/* Increment bytes plen..exact_len-1 as one big-endian
+				 * number; past the largest, nothing of ours is left. */
+				memcpy(seek, k.mv_data, exact_len);
+				size_t i = exact_len;
+				while (i > plen && ++seek[i - 1] == 0)
+					i--;
+				if (i == plen) {
+					rc = MDB_NOTFOUND;
+					break;
+				}
+				k.mv_size = exact_len;
+				k.mv_data = seek;
+				rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+				continue;
+			}
+			memcpy(last, k.mv_data, k.mv_size);
+			last_len = k.mv_size;
+			bytes += cache_entry_size(&k, &v);
+			rc = mdb_cursor_del(cur, 0);
+			if (rc != 0)
+				break;
+			if (++n >= batch) {
+				more = 1;
+				break;
+			}
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		if (rc == 0 && n == 0) {
+			mdb_txn_abort(txn);
+			return 0;
+		}
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc == MDB_MAP_FULL) {
+			/* Retry from the last commit with fewer deletes; at one,
+			 * let eviction make room once. */
+			more = 1;
+			if (batch > 1) {
+				batch /= 2;
+				continue;
+			}
+			if (!relieved) {
+				relieved = 1;
+				cache_map_full(c);
+				continue;
+			}
+		}
+		if (rc != 0)
+			return rc;
+		atomic_fetch_add_explicit(&c->commits, 1, memory_order_relaxed);
+		c->dirty = 1;
+		*deleted += n;
+		cache_forget_bytes(c, p, bytes);
+		/* The last deleted key is gone: a range seek to it finds the
+		 * next one. */
+		memcpy(pos, last, last_len);
+		pos_len = last_len;
+		if (batch < CACHE_EVICT_TXN_DELETES)
+			batch *= 2;
+	}
+	return 0;
+}
+
+/* Empty partition p.  mdb_drop frees whole pages without copying them, so
+ * it is the cheap way; if even that finds the map full, delete in small
+ * transactions instead. */
+static int cache_drop_part(struct cache *c, unsigned p, uint64_t *deleted)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+	int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+
+	if (rc != 0)
+		return rc;
+	rc = mdb_stat(txn, c->dbi[p], &st);
+	if (rc == 0 && st.ms_entries == 0) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	if (rc == 0)
+		rc = mdb_drop(txn, c->dbi[p], 0);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	if (rc == MDB_MAP_FULL)
+		return cache_delete_range(c, p, NULL, 0, 0, deleted);
+	if (rc != 0)
+		return rc;
+	atomic_fetch_add_explicit(&c->commits, 1, memory_order_relaxed);
+	c->dirty = 1;
+	*deleted += st.ms_entries;
+	c->part[p].logical_est = 0;
+	return 0;
+}
+
+/* Carry out one flush; sets op->result. */
+static void cache_run_op(struct cache *c, struct cache_op *op)
+{
+	uint64_t deleted = 0;
+	int rc = 0;
+
+	for (unsigned p = 0; p < CACHE_PART_COUNT && rc == 0; p++) {
+		switch (op->kind) {
+		case CACHE_OP_FLUSH_PART:
+			if (p == op->part)
+				rc = cache_drop_part(c, p, &deleted);
+			break;
+		case CACHE_OP_FLUSH_SUFFIX:
+			if (op->name_len == 0)
+				rc = cache_drop_part(c, p, &deleted);
+			else
+				rc = cache_delete_range(c, p, op->name, op->name_len, 0, &deleted);
+			break;
+		case CACHE_OP_FLUSH_NAME:
+			/* The name's own keys are name + qtype + qclass: with a
+			 * type, those starting with name + qtype (any class). */
+			if (op->qtype >= 0)
+				rc = cache_delete_range(c, p, op->name, op->name_len + 2,
+				                        op->name_len + 4, &deleted);
+			else
+				rc = cache_delete_range(c, p, op->name, op->name_len,
+				                        op->name_len + 4, &deleted);
+			break;
+		}
+	}
+	if (rc != 0) {
+		cache_write_error(c, "flush", rc);
+		op->result = -1;
+	} else {
+		op->result = deleted > INT_MAX ? INT_MAX : (int)deleted;
+		log_debug("cache: flush deleted %llu entries", (unsigned long long)deleted);
+	}
+}
+
 static void cache_periodic(struct cache *c)
 {
 	if (c->dirty && (c->sync_interval_ms == 0 ||
@@ -1069,11 +1356,12 @@ static void *cache_writer_main(void *arg)
 		tick = c->sync_interval_ms < 10 ? 10 : c->sync_interval_ms;
 	pthread_mutex_lock(&c->q_lock);
 	for (;;) {
-		if (!c->stop && c->q_head == NULL && c->flush_req == c->flush_done) {
+		if (!c->stop && c->q_head == NULL && c->op_head == NULL &&
+		    c->flush_req == c->flush_done) {
 			struct timespec dl = cache_deadline(tick);
 			pthread_cond_timedwait(&c->q_cond, &c->q_lock, &dl);
 		}
-		if (c->q_head && !c->stop && c->flush_req == c->flush_done &&
+		if (c->q_head && !c->stop && c->op_head == NULL && c->flush_req == c->flush_done &&
 		    c->q_items < CACHE_QUEUE_EAGER) {
 			/* Group commit: puts arriving together share one
 			 * transaction. */
@@ -1085,19 +1373,31 @@ static void *cache_writer_main(void *arg)
 		c->q_tail = &c->q_head;
 		c->q_items = 0;
 		c->q_bytes = 0;
+		/* Flushes taken with the puts run after them: every put queued
+		 * before a flush is in this list or an earlier one. */
+		struct cache_op *ops = c->op_head;
+		c->op_head = NULL;
+		c->op_tail = &c->op_head;
 		uint64_t gen = c->flush_req;
 		int stopping = c->stop;
 		pthread_mutex_unlock(&c->q_lock);
 
 		if (list)
 			cache_write_batch(c, list);
+		for (struct cache_op *op = ops; op; op = op->next)
+			cache_run_op(c, op);
 		cache_apply_touches(c);
 		cache_periodic(c);
 
 		pthread_mutex_lock(&c->q_lock);
 		c->flush_done = gen;
+		while (ops) {
+			struct cache_op *next = ops->next;
+			ops->done = 1;
+			ops = next;
+		}
 		pthread_cond_broadcast(&c->done_cond);
-		if (stopping && c->q_head == NULL)
+		if (stopping && c->q_head == NULL && c->op_head == NULL)
 			break;
 	}
 	pthread_mutex_unlock(&c->q_lock);
@@ -1174,7 +1474,7 @@ static int cache_env_open(struct cache *c, char *why, size_t whylen)
 	if (rc != 0)
 		goto fail;
 	if ((rc = mdb_env_set_mapsize(c->env, (size_t)c->map_size)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(c->env, c->max_readers + 4)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(c->env, c->max_readers + CACHE_SPARE_READERS)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(c->env, 8)) != 0)
 		goto fail;
 	/* NOTLS: read txns move between threads and one thread may hold
@@ -1374,6 +1674,7 @@ struct cache *cache_open(const struct cache_options *opt, char *err, size_t errl
 	pthread_condattr_destroy(&ca);
 	c->locks_ready = 1;
 	c->q_tail = &c->q_head;
+	c->op_tail = &c->op_head;
 
 	if (cache_mkdir_p(c->dir) != 0) {
 		snprintf(err, errlen, "cache: cannot create %s: %s", c->dir, strerror(errno));
@@ -1493,4 +1794,207 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 		               ps.ms_psize;
 	}
 	mdb_txn_abort(txn);
+}
+
+/* ---- inspection and control (control and web threads) ---- */
+
+/* Queue op for the writer and wait until it is done.  Returns its result,
+ * or -1 if the cache is closing. */
+static int cache_submit_op(struct cache *c, struct cache_op *op)
+{
+	op->next = NULL;
+	op->done = 0;
+	op->result = -1;
+	pthread_mutex_lock(&c->q_lock);
+	if (c->stop) {
+		pthread_mutex_unlock(&c->q_lock);
+		return -1;
+	}
+	*c->op_tail = op;
+	c->op_tail = &op->next;
+	pthread_cond_signal(&c->q_cond);
+	while (!op->done)
+		pthread_cond_wait(&c->done_cond, &c->q_lock);
+	pthread_mutex_unlock(&c->q_lock);
+	return op->result;
+}
+
+int cache_flush_name(struct cache *c, const uint8_t *qname, size_t qname_len, int qtype)
+{
+	struct cache_op op = { .kind = CACHE_OP_FLUSH_NAME, .qtype = qtype };
+	int n = cache_name_key(op.name, qname, qname_len);
+
+	if (n < 0 || qtype < -1 || qtype > 65535)
+		return -1;
+	op.name_len = (size_t)n;
+	if (qtype >= 0) {
+		op.name[op.name_len] = (uint8_t)(qtype >> 8);
+		op.name[op.name_len + 1] = (uint8_t)qtype;
+	}
+	return cache_submit_op(c, &op);
+}
+
+int cache_flush_suffix(struct cache *c, const uint8_t *suffix, size_t suffix_len)
+{
+	struct cache_op op = { .kind = CACHE_OP_FLUSH_SUFFIX };
+	int n = cache_name_key(op.name, suffix, suffix_len);
+
+	if (n < 0)
+		return -1;
+	op.name_len = (size_t)n;
+	return cache_submit_op(c, &op);
+}
+
+int cache_flush_partition(struct cache *c, enum cache_partition p)
+{
+	struct cache_op op = { .kind = CACHE_OP_FLUSH_PART, .part = (unsigned)p };
+
+	if ((unsigned)p >= CACHE_PART_COUNT)
+		return -1;
+	return cache_submit_op(c, &op);
+}
+
+/* Let go of a walk's snapshot and take a fresh one, with the cursor on the
+ * first key after last (last_len bytes).  Returns 0 with *k and *v set, or
+ * an LMDB error (MDB_NOTFOUND at the end). */
+static int cache_walk_renew(struct cache *c, unsigned p, MDB_txn *txn, MDB_cursor **cur,
+                            const uint8_t *last, size_t last_len, MDB_val *k, MDB_val *v)
+{
+	int rc;
+
+	mdb_cursor_close(*cur);
+	*cur = NULL;
+	mdb_txn_reset(txn);
+	if ((rc = mdb_txn_renew(txn)) != 0 || (rc = mdb_cursor_open(txn, c->dbi[p], cur)) != 0)
+		return rc;
+	k->mv_size = last_len;
+	k->mv_data = (void *)last;
+	rc = mdb_cursor_get(*cur, k, v, MDB_SET_RANGE);
+	/* Still there (not flushed or evicted meanwhile): it was visited. */
+	if (rc == 0 && k->mv_size == last_len && memcmp(k->mv_data, last, last_len) == 0)
+		rc = mdb_cursor_get(*cur, k, v, MDB_NEXT);
+	return rc;
+}
+
+int cache_walk(struct cache *c, const uint8_t *suffix, size_t suffix_len, int partition,
+               int64_t now, cache_walk_fn *fn, void *arg)
+{
+	uint8_t prefix[CACHE_KEY_BUF], last[CACHE_LMDB_KEY_MAX + 1], qname[256];
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	struct cache_record rec;
+	int visited = 0, stop = 0, rc;
+	int plen = cache_name_key(prefix, suffix, suffix_len);
+
+	(void)now;
+	if (plen < 0 || fn == NULL || partition < -1 || partition >= CACHE_PART_COUNT)
+		return -1;
+	rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		goto fail;
+	for (unsigned p = 0; p < CACHE_PART_COUNT && !stop; p++) {
+		if (partition >= 0 && p != (unsigned)partition)
+			continue;
+		unsigned in_txn = 0;
+		if ((rc = mdb_cursor_open(txn, c->dbi[p], &cur)) != 0)
+			goto fail;
+		if (plen == 0) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		} else {
+			k.mv_size = (size_t)plen;
+			k.mv_data = prefix;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		}
+		while (rc == 0 && cache_key_has_prefix(&k, prefix, (size_t)plen)) {
+			uint16_t qtype, qclass;
+			int qlen = cache_key_decode(k.mv_data, k.mv_size, qname, &qtype, &qclass);
+			if (qlen < 0 || cache_value_decode(v.mv_data, v.mv_size, &rec, 1) != 0) {
+				/* Not shown; cache_get or eviction will meet it. */
+				atomic_fetch_add_explicit(&c->damaged, 1, memory_order_relaxed);
+			} else {
+				rec.partition = (uint8_t)p;
+				if (visited < INT_MAX)
+					visited++;
+				if (fn(arg, qname, (size_t)qlen, qtype, qclass, &rec) != 0) {
+					stop = 1;
+					break;
+				}
+			}
+			if (++in_txn < CACHE_WALK_CHUNK) {
+				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+				continue;
+			}
+			in_txn = 0;
+			size_t last_len = k.mv_size;
+			memcpy(last, k.mv_data, last_len);
+			rc = cache_walk_renew(c, p, txn, &cur, last, last_len, &k, &v);
+		}
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			goto fail;
+		rc = 0;
+		mdb_cursor_close(cur);
+		cur = NULL;
+	}
+	mdb_txn_abort(txn);
+	return visited;
+
+fail:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	log_warn("cache: walk failed: %s", mdb_strerror(rc));
+	return -1;
+}
+
+int cache_lookup(struct cache *c, const uint8_t *qname, size_t qname_len, uint16_t qtype,
+                 uint16_t qclass, int64_t now, struct cache_record *out, uint8_t *buf,
+                 size_t buf_cap)
+{
+	uint8_t key[CACHE_KEY_BUF];
+	MDB_txn *txn;
+	int klen = cache_key(key, qname, qname_len, qtype, qclass);
+	int ret = -1, rc;
+
+	if (klen < 0)
+		return -1;
+	rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0) {
+		log_warn("cache: lookup failed: %s", mdb_strerror(rc));
+		return -1;
+	}
+	/* A key lives in at most one partition, so the order does not matter. */
+	for (unsigned p = 0; p < CACHE_PART_COUNT; p++) {
+		MDB_val k = { .mv_size = (size_t)klen, .mv_data = key };
+		MDB_val v;
+		rc = mdb_get(txn, c->dbi[p], &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0 || cache_value_decode(v.mv_data, v.mv_size, out, 1) != 0) {
+			atomic_fetch_add_explicit(&c->damaged, 1, memory_order_relaxed);
+			continue;
+		}
+		if (now >= out->stale_until)
+			break;
+		out->partition = (uint8_t)p;
+		/* Copy before the transaction ends: the map pages may be reused
+		 * by the writer after that. */
+		if ((size_t)out->full_len + out->plain_len > buf_cap) {
+			out->full = NULL;
+			out->plain = NULL;
+			ret = -2;
+			break;
+		}
+		if (out->full_len)
+			memcpy(buf, out->full, out->full_len);
+		if (out->plain_len)
+			memcpy(buf + out->full_len, out->plain, out->plain_len);
+		out->full = buf;
+		out->plain = buf + out->full_len;
+		ret = 0;
+		break;
+	}
+	mdb_txn_abort(txn);
+	return ret;
 }

@@ -115,4 +115,55 @@ void cache_flush_writes(struct cache *c);
 /* Fill *st with a snapshot of the counters and sizes. */
 void cache_get_stats(struct cache *c, struct cache_stats *st);
 
+/* ---- inspection and control, for control and web threads ----
+ *
+ * These run in the calling thread with short transactions of their own (no
+ * cache_reader needed), so they are not for the query path.  Each uses one
+ * of a few spare LMDB reader slots while it runs; when they are all taken
+ * it fails with -1. */
+
+/* Called by cache_walk for one entry: qname is canonical wire form and rec's
+ * pointers point into the map, both valid only during the call (copy what
+ * you keep); return 0 to go on, non-zero to stop the walk. */
+typedef int cache_walk_fn(void *arg, const uint8_t *qname, size_t qname_len, uint16_t qtype,
+                          uint16_t qclass, const struct cache_record *rec);
+
+/* Call fn for every stored entry whose name equals suffix or is under it
+ * (canonical wire form; the root name "\0" means every entry), in
+ * partition (-1 = all, one partition after the other) and key order, stale
+ * and expired-but-not-yet-evicted ones included (now is not a filter; it is
+ * accepted for the callers' display and unused here) and damaged ones
+ * skipped; returns the number of entries passed to fn (the one that stopped
+ * the walk included), or -1 on a malformed suffix, bad partition or LMDB
+ * error. */
+int cache_walk(struct cache *c, const uint8_t *suffix, size_t suffix_len, int partition,
+               int64_t now, cache_walk_fn *fn, void *arg);
+
+/* Delete qname's entries of qtype (-1 = every type; every class either way)
+ * from every partition, after every put queued before the call, waiting for
+ * the writer to commit; returns the number deleted, or -1 on a malformed
+ * name or a write error. */
+int cache_flush_name(struct cache *c, const uint8_t *qname, size_t qname_len, int qtype);
+
+/* Delete every entry whose name equals suffix or is under it (the root
+ * "\0" = everything) from every partition, after every put queued before
+ * the call, waiting for the writer to commit; returns the number deleted,
+ * or -1 on a malformed suffix or a write error. */
+int cache_flush_suffix(struct cache *c, const uint8_t *suffix, size_t suffix_len);
+
+/* Empty partition p, after every put queued before the call, waiting for
+ * the writer to commit; returns the number deleted, or -1 on a bad
+ * partition or a write error. */
+int cache_flush_partition(struct cache *c, enum cache_partition p);
+
+/* Look up (qname, qtype, qclass) in every partition and copy the record's
+ * forms into buf (buf_cap bytes, the caller's), out->full and out->plain
+ * pointing into it; unlike cache_get it needs no reader and does not count
+ * as a hit.  Returns 0 if found and now < stale_until, -1 if not (or on a
+ * damaged value or an error), -2 if buf is smaller than full_len +
+ * plain_len (then *out holds the header and lengths, full and plain NULL). */
+int cache_lookup(struct cache *c, const uint8_t *qname, size_t qname_len, uint16_t qtype,
+                 uint16_t qclass, int64_t now, struct cache_record *out, uint8_t *buf,
+                 size_t buf_cap);
+
 #endif

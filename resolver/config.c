@@ -1,25 +1,37 @@
 /* config.c -- the YAML configuration file, read into a validated struct config */
 #include "config.h"
+#include "acl.h"
 #include "log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
 
 /*
- * The schema is one table: section, key, kind, where the value goes, and its
+ * The schema is tables: section, key, kind, where the value goes, and its
  * lower bound, upper bound and default written as they would be in the file.
  * Writing bounds as text keeps the error messages ("between 100ms and 60s")
  * and the checks from drifting apart: the bounds are parsed with the same
  * parser as the user's values.
+ *
+ * The top-level sections share one table whose offsets are into struct
+ * config.  Nested mappings (a cache partition, a per-type TTL entry, an
+ * access rule, a DNSBL zone) have small tables of their own whose offsets
+ * are into their own structs, and are read by the same mapping loader; the
+ * sequences and mappings holding them have dedicated handlers, named by
+ * their kind.
  */
 
 enum config_kind {
@@ -30,7 +42,17 @@ enum config_kind {
 	CONFIG_KIND_SIZE,       /* bytes, uint64_t */
 	CONFIG_KIND_BOOL,
 	CONFIG_KIND_STRING,     /* non-empty, char * */
+	CONFIG_KIND_OPT_STRING, /* char *, NULL when empty or null */
 	CONFIG_KIND_LOG_LEVEL,  /* int holding an enum log_level */
+	CONFIG_KIND_ACTION,     /* enum config_access_action */
+	CONFIG_KIND_NETWORK,    /* CIDR text in a char[64]; checked by the list holding it */
+	CONFIG_KIND_ZONE,       /* a DNSBL zone name, normalized, in a char[256] */
+	/* Structures, each with its handler. */
+	CONFIG_KIND_ACCESS_RULES,
+	CONFIG_KIND_NETWORKS,   /* ratelimit.exempt */
+	CONFIG_KIND_PARTITIONS,
+	CONFIG_KIND_TYPES,
+	CONFIG_KIND_DNSBL_ZONES,
 };
 
 struct config_key {
@@ -43,8 +65,9 @@ struct config_key {
 
 #define CONFIG_OFF(field) offsetof(struct config, field)
 
-static const char *const config_sections[] = { "server", "recursion", "cache" };
+static const char *const config_sections[] = { "server", "access", "ratelimit", "recursion", "cache" };
 #define CONFIG_NSECTIONS (sizeof config_sections / sizeof config_sections[0])
+#define CONFIG_SECTION_LIST "server, access, ratelimit, recursion or cache"
 
 static const struct config_key config_keys[] = {
 	{ "server", "listen", CONFIG_KIND_LISTEN, 0, NULL, NULL, NULL },
@@ -52,6 +75,21 @@ static const struct config_key config_keys[] = {
 	{ "server", "log-level", CONFIG_KIND_LOG_LEVEL, CONFIG_OFF(log_level), NULL, NULL, "info" },
 	{ "server", "tcp-idle-timeout", CONFIG_KIND_MSEC, CONFIG_OFF(tcp_idle_timeout_ms), "100ms", "10m", "10s" },
 	{ "server", "tcp-max-connections", CONFIG_KIND_NUMBER, CONFIG_OFF(tcp_max_connections), "1", "65536", "256" },
+	{ "server", "tcp-max-per-client", CONFIG_KIND_NUMBER, CONFIG_OFF(tcp_max_per_client), "1", "65536", "16" },
+	{ "server", "user", CONFIG_KIND_OPT_STRING, CONFIG_OFF(user), NULL, NULL, "" },
+	{ "server", "control-socket", CONFIG_KIND_OPT_STRING, CONFIG_OFF(control_socket), NULL, NULL,
+	  "./var/mxresolved.ctl" },
+	{ "server", "control-group", CONFIG_KIND_OPT_STRING, CONFIG_OFF(control_group), NULL, NULL, "" },
+
+	{ "access", "default", CONFIG_KIND_ACTION, CONFIG_OFF(access_default), NULL, NULL, "refuse" },
+	{ "access", "rules", CONFIG_KIND_ACCESS_RULES, 0, NULL, NULL, NULL },
+
+	{ "ratelimit", "qps", CONFIG_KIND_NUMBER, CONFIG_OFF(ratelimit_qps), "0", "1000000", "200" },
+	{ "ratelimit", "burst", CONFIG_KIND_NUMBER, CONFIG_OFF(ratelimit_burst), "0", "10000000", "0" },
+	{ "ratelimit", "slip", CONFIG_KIND_NUMBER, CONFIG_OFF(ratelimit_slip), "0", "100", "2" },
+	{ "ratelimit", "ipv4-prefix", CONFIG_KIND_NUMBER, CONFIG_OFF(ratelimit_v4_prefix), "8", "32", "24" },
+	{ "ratelimit", "ipv6-prefix", CONFIG_KIND_NUMBER, CONFIG_OFF(ratelimit_v6_prefix), "16", "128", "56" },
+	{ "ratelimit", "exempt", CONFIG_KIND_NETWORKS, 0, NULL, NULL, NULL },
 
 	{ "recursion", "root-hints", CONFIG_KIND_STRING, CONFIG_OFF(root_hints), NULL, NULL, "/usr/share/dns/root.hints" },
 	{ "recursion", "trust-anchor", CONFIG_KIND_STRING, CONFIG_OFF(trust_anchor), NULL, NULL, "/usr/share/dns/root.key" },
@@ -59,6 +97,9 @@ static const struct config_key config_keys[] = {
 	{ "recursion", "query-loopback", CONFIG_KIND_BOOL, CONFIG_OFF(query_loopback), NULL, NULL, "false" },
 	{ "recursion", "client-timeout", CONFIG_KIND_MSEC, CONFIG_OFF(client_timeout_ms), "100ms", "60s", "5s" },
 	{ "recursion", "max-pending", CONFIG_KIND_NUMBER, CONFIG_OFF(max_pending), "1", "1000000", "10000" },
+	{ "recursion", "max-pending-per-client", CONFIG_KIND_NUMBER, CONFIG_OFF(max_pending_per_client), "1",
+	  "1000000", "200" },
+	{ "recursion", "max-waiters", CONFIG_KIND_NUMBER, CONFIG_OFF(max_waiters), "1", "1000000", "1000" },
 	{ "recursion", "outgoing-range", CONFIG_KIND_NUMBER, CONFIG_OFF(outgoing_range), "16", "65536", "4096" },
 	{ "recursion", "upstream-cache-size", CONFIG_KIND_SIZE, CONFIG_OFF(upstream_cache_bytes), "1M", "4G", "32M" },
 
@@ -69,15 +110,105 @@ static const struct config_key config_keys[] = {
 	{ "cache", "servfail-ttl", CONFIG_KIND_SEC, CONFIG_OFF(servfail_ttl), "0", "30s", "5s" },
 	{ "cache", "stale-window", CONFIG_KIND_SEC, CONFIG_OFF(stale_window), "0", "30d", "1d" },
 	{ "cache", "sync-interval", CONFIG_KIND_MSEC, CONFIG_OFF(sync_interval_ms), "0", "10m", "1s" },
+	{ "cache", "serve-stale", CONFIG_KIND_BOOL, CONFIG_OFF(serve_stale), NULL, NULL, "true" },
+	{ "cache", "serve-stale-nxdomain", CONFIG_KIND_BOOL, CONFIG_OFF(serve_stale_nxdomain), NULL, NULL, "true" },
+	{ "cache", "stale-answer-after", CONFIG_KIND_MSEC, CONFIG_OFF(stale_answer_after_ms), "100ms", "60s",
+	  "1800ms" },
+	{ "cache", "stale-ttl", CONFIG_KIND_SEC, CONFIG_OFF(stale_ttl), "1s", "1h", "30s" },
+	{ "cache", "prefetch", CONFIG_KIND_BOOL, CONFIG_OFF(prefetch), NULL, NULL, "true" },
+	{ "cache", "prefetch-percent", CONFIG_KIND_NUMBER, CONFIG_OFF(prefetch_percent), "1", "50", "10" },
+	{ "cache", "prefetch-max", CONFIG_KIND_NUMBER, CONFIG_OFF(prefetch_max), "1", "100000", "100" },
+	{ "cache", "partitions", CONFIG_KIND_PARTITIONS, 0, NULL, NULL, NULL },
+	{ "cache", "dnsbl-zones", CONFIG_KIND_DNSBL_ZONES, 0, NULL, NULL, NULL },
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
+/* The four TTL keys, first in both the partition and the per-type table and
+ * in this order, so that their key_line and key_bad entries line up. */
+enum { CONFIG_TTL_MIN, CONFIG_TTL_MAX, CONFIG_TTL_NEG_MIN, CONFIG_TTL_NEG_MAX, CONFIG_TTL_KEYS };
+
+#define CONFIG_TTL_ROWS(type, member)                                                                    \
+	{ #type, "min-ttl", CONFIG_KIND_SEC, offsetof(struct type, member.min_ttl), "0", "1d", "0" },          \
+	{ #type, "max-ttl", CONFIG_KIND_SEC, offsetof(struct type, member.max_ttl), "0", "7d", "0" },          \
+	{ #type, "negative-min-ttl", CONFIG_KIND_SEC, offsetof(struct type, member.negative_min_ttl), "0",     \
+	  "1d", "0" },                                                                                         \
+	{ #type, "negative-max-ttl", CONFIG_KIND_SEC, offsetof(struct type, member.negative_max_ttl), "0",     \
+	  "1d", "0" }
+
+/* cache: partitions: NAME: */
+static const struct config_key config_partition_keys[] = {
+	CONFIG_TTL_ROWS(config_partition, ttl),
+	{ "config_partition", "quota", CONFIG_KIND_SIZE, offsetof(struct config_partition, quota), "0", "1T", "0" },
+	{ "config_partition", "types", CONFIG_KIND_TYPES, 0, NULL, NULL, NULL },
+};
+#define CONFIG_NPARTITION_KEYS (sizeof config_partition_keys / sizeof config_partition_keys[0])
+#define CONFIG_PARTITION_QUOTA 4
+
+/* cache: partitions: NAME: types: TYPE: */
+static const struct config_key config_type_keys[] = {
+	CONFIG_TTL_ROWS(config_type_policy, ttl),
+};
+#define CONFIG_NTYPE_KEYS (sizeof config_type_keys / sizeof config_type_keys[0])
+_Static_assert(CONFIG_NTYPE_KEYS == CONFIG_TTL_KEYS, "a type entry has the four TTL keys");
+
+/* Where each TTL key's value lives in a struct config_ttl_policy. */
+static const size_t config_ttl_fields[CONFIG_TTL_KEYS] = {
+	offsetof(struct config_ttl_policy, min_ttl),
+	offsetof(struct config_ttl_policy, max_ttl),
+	offsetof(struct config_ttl_policy, negative_min_ttl),
+	offsetof(struct config_ttl_policy, negative_max_ttl),
+};
+
+/* access: rules: - {network, action} */
+static const struct config_key config_rule_keys[] = {
+	{ "rule", "network", CONFIG_KIND_NETWORK, offsetof(struct config_access_rule, network), NULL, NULL, NULL },
+	{ "rule", "action", CONFIG_KIND_ACTION, offsetof(struct config_access_rule, action), NULL, NULL, NULL },
+};
+#define CONFIG_NRULE_KEYS (sizeof config_rule_keys / sizeof config_rule_keys[0])
+enum { CONFIG_RULE_NETWORK, CONFIG_RULE_ACTION };
+
+/* cache: dnsbl-zones: - NAME or {zone, negative-min-ttl} */
+static const struct config_key config_zone_keys[] = {
+	{ "zone", "zone", CONFIG_KIND_ZONE, offsetof(struct config_dnsbl_zone, name), NULL, NULL, NULL },
+	{ "zone", "negative-min-ttl", CONFIG_KIND_SEC, offsetof(struct config_dnsbl_zone, negative_min_ttl), "0",
+	  "1d", "0" },
+};
+#define CONFIG_NZONE_KEYS (sizeof config_zone_keys / sizeof config_zone_keys[0])
+enum { CONFIG_ZONE_NAME };
+
+/* The longest nested table, for the key_line arrays of a nested mapping. */
+#define CONFIG_SUBKEYS_MAX 8
+_Static_assert(CONFIG_NPARTITION_KEYS <= CONFIG_SUBKEYS_MAX && CONFIG_NRULE_KEYS <= CONFIG_SUBKEYS_MAX &&
+               CONFIG_NZONE_KEYS <= CONFIG_SUBKEYS_MAX, "CONFIG_SUBKEYS_MAX covers every nested table");
+
 static const char *const config_default_listen[] = { "127.0.0.1:53", "[::1]:53" };
+
+/* Loopback only: the safe default for both who may ask and who is never limited. */
+static const char *const config_default_networks[] = { "127.0.0.0/8", "::1/128" };
 
 /* Names of enum log_level values, in enum order. */
 static const char *const config_log_levels[] = { "error", "warning", "info", "debug" };
 _Static_assert(sizeof config_log_levels / sizeof config_log_levels[0] == LOG_LEVEL_DEBUG + 1,
                "a name for every log level");
+
+/* Names of enum config_access_action values, in enum order.  The acl module
+ * has the same three in the same order, so a value converts by a cast. */
+static const char *const config_actions[] = { "allow", "refuse", "drop" };
+_Static_assert((int)CONFIG_ACCESS_ALLOW == (int)ACL_ALLOW && (int)CONFIG_ACCESS_REFUSE == (int)ACL_REFUSE &&
+               (int)CONFIG_ACCESS_DROP == (int)ACL_DROP, "config and acl actions agree");
+
+/* Names of the cache partitions, in the order of config.partitions. */
+static const char *const config_partition_names[CONFIG_PARTITIONS] = { "general", "mail", "dnsbl" };
+
+/* RR type mnemonics a per-type TTL entry may name; any other is TYPEnnn. */
+static const struct {
+	const char *name;
+	uint16_t type;
+} config_rrtypes[] = {
+	{ "A", 1 },     { "NS", 2 },     { "CNAME", 5 }, { "SOA", 6 },     { "PTR", 12 },  { "MX", 15 },
+	{ "TXT", 16 },  { "AAAA", 28 },  { "SRV", 33 },  { "NAPTR", 35 },  { "DS", 43 },   { "DNSKEY", 48 },
+	{ "TLSA", 52 }, { "SVCB", 64 },  { "HTTPS", 65 }, { "CAA", 257 },
+};
 
 /* One unit suffix and what it multiplies by. */
 struct config_unit {
@@ -108,7 +239,12 @@ struct config_loader {
 	struct config *cfg;
 	unsigned section_line[CONFIG_NSECTIONS];  /* where each section was seen; 0 = not yet */
 	unsigned key_line[CONFIG_NKEYS];          /* where each key was set; 0 = default */
-	bool key_bad[CONFIG_NKEYS];               /* its value was rejected (and reported) */
+	bool key_bad[CONFIG_NKEYS];               /* its value (or something in it) was rejected */
+	/* The type entries of the partition being read, filled by its "types:"
+	 * and used once the whole partition is read, for inheritance. */
+	unsigned type_line[CONFIG_MAX_TYPE_POLICIES];
+	unsigned type_key_line[CONFIG_MAX_TYPE_POLICIES][CONFIG_TTL_KEYS];
+	bool type_key_bad[CONFIG_MAX_TYPE_POLICIES][CONFIG_TTL_KEYS];
 };
 
 enum config_parse {
@@ -384,21 +520,93 @@ static const char *config_kind_wants(enum config_kind kind)
 	case CONFIG_KIND_BOOL:
 		return "true or false";
 	case CONFIG_KIND_STRING:
+	case CONFIG_KIND_OPT_STRING:
 		return "a string";
 	case CONFIG_KIND_LOG_LEVEL:
 		return "one of error, warning, info, debug";
+	case CONFIG_KIND_ACTION:
+		return "one of allow, refuse, drop";
+	case CONFIG_KIND_NETWORK:
+		return "a network such as 10.0.0.0/8";
+	case CONFIG_KIND_ZONE:
+		return "a zone name";
+	case CONFIG_KIND_ACCESS_RULES:
+		return "a list of {network: CIDR, action: allow|refuse|drop}";
+	case CONFIG_KIND_NETWORKS:
+		return "a list of networks such as 127.0.0.0/8";
+	case CONFIG_KIND_PARTITIONS:
+		return "a mapping of general, mail and dnsbl to their settings";
+	case CONFIG_KIND_TYPES:
+		return "a mapping of RR types (MX, TXT, ...) to TTL settings";
+	case CONFIG_KIND_DNSBL_ZONES:
+		return "a list of zone names or {zone: NAME, negative-min-ttl: DURATION}";
 	case CONFIG_KIND_LISTEN:
 		break;
 	}
 	return "an address or a list of addresses";
 }
 
-/* Store text s as key k's value.  line is 0 for the built-in defaults, which
- * are known good.  Returns 0, or -1 after reporting why not. */
-static int config_set_text(struct config_loader *ld, const struct config_key *k, const char *s,
+/* Write the DNSBL zone name s into out (256 bytes) as it is stored:
+ * lower-case, without the trailing dot.  Returns NULL or why it is not a
+ * name we accept.  Labels are the hostname alphabet plus '_', which some
+ * list operators use; anything else is more likely a typo than a zone. */
+static const char *config_normalize_zone(const char *s, char *out)
+{
+	size_t len = strlen(s);
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	if (len == 0)
+		return "empty name";
+	if (len > 253)
+		return "name longer than 253 characters";
+	size_t label = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '.') {
+			if (label == 0)
+				return "empty label";
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		           c == '-' || c == '_') {
+			if (++label > 63)
+				return "label longer than 63 characters";
+		} else {
+			return "bad character (letters, digits, '-' and '_' only)";
+		}
+		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	if (label == 0)
+		return "empty label";
+	out[len] = '\0';
+	return NULL;
+}
+
+/* The RR type named by s (a mnemonic of config_rrtypes in any case, or
+ * TYPEnnn as in RFC 3597), or 0 when it names none. */
+static uint16_t config_parse_rrtype(const char *s)
+{
+	for (size_t i = 0; i < sizeof config_rrtypes / sizeof config_rrtypes[0]; i++) {
+		if (strcasecmp(s, config_rrtypes[i].name) == 0)
+			return config_rrtypes[i].type;
+	}
+	if (strncasecmp(s, "TYPE", 4) != 0)
+		return 0;
+	const char *d = s + 4;
+	size_t digits = strspn(d, "0123456789");
+	if (digits == 0 || digits > 5 || d[digits] != '\0' || d[0] == '0')
+		return 0;
+	unsigned long v = strtoul(d, NULL, 10);
+	return v <= 65535 ? (uint16_t)v : 0;
+}
+
+/* Store text s as key k's value in the struct at base.  line is 0 for the
+ * built-in defaults, which are known good.  Returns 0, or -1 after
+ * reporting why not. */
+static int config_set_text(struct config_loader *ld, const struct config_key *k, void *base, const char *s,
                            unsigned line)
 {
-	char *field = (char *)ld->cfg + k->offset;
+	char *field = (char *)base + k->offset;
+	char q[80];
 	uint64_t v = 0;
 	bool b;
 
@@ -448,13 +656,44 @@ static int config_set_text(struct config_loader *ld, const struct config_key *k,
 		}
 		config_error(ld, line, "'%s' must be one of error, warning, info, debug", k->name);
 		return -1;
-	case CONFIG_KIND_STRING: {
-		if (*s == '\0') {
+	case CONFIG_KIND_ACTION:
+		for (int i = 0; i < (int)(sizeof config_actions / sizeof config_actions[0]); i++) {
+			if (strcmp(s, config_actions[i]) == 0) {
+				enum config_access_action a = (enum config_access_action)i;
+				memcpy(field, &a, sizeof a);
+				return 0;
+			}
+		}
+		config_error(ld, line, "'%s' must be one of allow, refuse, drop", k->name);
+		return -1;
+	case CONFIG_KIND_NETWORK:
+		/* Checked in full by the list, which alone can see duplicates;
+		 * here only that it fits (every valid CIDR text does). */
+		if (strlen(s) >= sizeof ((struct config_access_rule *)0)->network) {
+			config_error(ld, line, "network '%s': bad address", config_quote(q, sizeof q, s, strlen(s)));
+			return -1;
+		}
+		strcpy(field, s);
+		return 0;
+	case CONFIG_KIND_ZONE: {
+		char name[sizeof ((struct config_dnsbl_zone *)0)->name];
+		const char *why = config_normalize_zone(s, name);
+		if (why != NULL) {
+			config_error(ld, line, "dnsbl-zones: '%s': %s", config_quote(q, sizeof q, s, strlen(s)), why);
+			return -1;
+		}
+		memcpy(field, name, strlen(name) + 1);
+		return 0;
+	}
+	case CONFIG_KIND_STRING:
+	case CONFIG_KIND_OPT_STRING: {
+		if (*s == '\0' && k->kind == CONFIG_KIND_STRING) {
 			config_error(ld, line, "'%s' must not be empty", k->name);
 			return -1;
 		}
-		char *copy = strdup(s);
-		if (copy == NULL) {
+		/* An optional string left empty means "none": NULL. */
+		char *copy = NULL;
+		if (*s != '\0' && (copy = strdup(s)) == NULL) {
 			config_error(ld, line, "out of memory");
 			return -1;
 		}
@@ -465,20 +704,21 @@ static int config_set_text(struct config_loader *ld, const struct config_key *k,
 		return 0;
 	}
 	case CONFIG_KIND_LISTEN:
+	case CONFIG_KIND_ACCESS_RULES:
+	case CONFIG_KIND_NETWORKS:
+	case CONFIG_KIND_PARTITIONS:
+	case CONFIG_KIND_TYPES:
+	case CONFIG_KIND_DNSBL_ZONES:
 		break;
 	}
 	abort();
 }
 
-/* Set key k from its value node.  Returns 0, or -1 after reporting why not. */
-static int config_set_value(struct config_loader *ld, const struct config_key *k,
-                            const yaml_node_t *value)
+/* Set scalar key k in the struct at base from node.  Returns 0, or -1
+ * after reporting why not. */
+static int config_set_scalar(struct config_loader *ld, const struct config_key *k, void *base,
+                             const yaml_node_t *value)
 {
-	if (k->kind == CONFIG_KIND_LISTEN) {
-		int before = ld->nerr;
-		config_set_listen(ld, value);
-		return ld->nerr == before ? 0 : -1;
-	}
 	unsigned line = config_line(value);
 	if (value->type != YAML_SCALAR_NODE) {
 		config_error(ld, line, "'%s' must be %s", k->name, config_kind_wants(k->kind));
@@ -492,7 +732,402 @@ static int config_set_value(struct config_loader *ld, const struct config_key *k
 	/* "key:" with no value is null: for a path it is an empty one. */
 	if (config_is_null(value))
 		s = "";
-	return config_set_text(ld, k, s, line);
+	return config_set_text(ld, k, base, s, line);
+}
+
+/* Fill the struct at base with the defaults of a nested table. */
+static void config_sub_defaults(struct config_loader *ld, const struct config_key *keys, size_t nkeys,
+                                void *base)
+{
+	for (size_t i = 0; i < nkeys; i++) {
+		if (keys[i].def != NULL)
+			config_set_text(ld, &keys[i], base, keys[i].def, 0);
+	}
+}
+
+static void config_load_mapping(struct config_loader *ld, const struct config_key *keys, size_t nkeys,
+                                const char *section, void *base, const yaml_node_t *map, const char *where,
+                                unsigned *key_line, bool *key_bad);
+
+/* Add the network cidr to the list acl, which holds the others of its list
+ * so that a prefix written twice is caught.  The acl module's message starts
+ * with the network; it is said once, in front. */
+static int config_add_network(struct config_loader *ld, struct acl *acl, const char *cidr,
+                              enum config_access_action action, unsigned line)
+{
+	char err[256], q[80], qe[256];
+	if (acl_add(acl, cidr, (enum acl_action)action, err, sizeof err) == 0)
+		return 0;
+	const char *msg = err;
+	size_t n = strlen(cidr);
+	if (strncmp(err, cidr, n) == 0 && err[n] == ':' && err[n + 1] == ' ')
+		msg = err + n + 2;
+	config_error(ld, line, "network '%s': %s", config_quote(q, sizeof q, cidr, n),
+	             config_quote(qe, sizeof qe, msg, strlen(msg)));
+	return -1;
+}
+
+/* access: rules: a sequence of {network, action}, each checked as the acl
+ * module will read it.  Null or [] means no rules at all. */
+static void config_set_rules(struct config_loader *ld, const yaml_node_t *value)
+{
+	struct config *cfg = ld->cfg;
+	cfg->access_rule_count = 0;
+	if (config_is_null(value))
+		return;
+	if (value->type != YAML_SEQUENCE_NODE) {
+		config_error(ld, config_line(value), "'rules' must be %s", config_kind_wants(CONFIG_KIND_ACCESS_RULES));
+		return;
+	}
+	struct acl *acl = acl_new(ACL_REFUSE);
+	if (acl == NULL) {
+		config_error(ld, config_line(value), "out of memory");
+		return;
+	}
+	bool full = false;
+	for (yaml_node_item_t *it = value->data.sequence.items.start; it < value->data.sequence.items.top; it++) {
+		yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+		if (item == NULL)
+			continue;
+		unsigned line = config_line(item);
+		if (item->type != YAML_MAPPING_NODE) {
+			config_error(ld, line, "access rules must be mappings such as {network: 10.0.0.0/8, action: allow}");
+			continue;
+		}
+		struct config_access_rule r = { .line = line };
+		unsigned key_line[CONFIG_NRULE_KEYS] = { 0 };
+		bool key_bad[CONFIG_NRULE_KEYS] = { false };
+		int before = ld->nerr;
+		config_load_mapping(ld, config_rule_keys, CONFIG_NRULE_KEYS, "rule", &r, item, "an access rule",
+		                    key_line, key_bad);
+		if (key_line[CONFIG_RULE_NETWORK] == 0)
+			config_error(ld, line, "an access rule needs 'network'");
+		if (key_line[CONFIG_RULE_ACTION] == 0)
+			config_error(ld, line, "an access rule needs 'action'");
+		if (ld->nerr != before)
+			continue;
+		if (config_add_network(ld, acl, r.network, r.action, key_line[CONFIG_RULE_NETWORK]) != 0)
+			continue;
+		if (cfg->access_rule_count == CONFIG_MAX_ACCESS_RULES) {
+			if (!full)
+				config_error(ld, line, "'rules' has more than %d entries", CONFIG_MAX_ACCESS_RULES);
+			full = true;
+			continue;
+		}
+		cfg->access_rules[cfg->access_rule_count++] = r;
+	}
+	acl_free(acl);
+}
+
+/* Add one ratelimit.exempt entry, item, checked against the others in acl. */
+static void config_add_exempt(struct config_loader *ld, struct acl *acl, const yaml_node_t *item, bool *full)
+{
+	static const struct config_key k = { "ratelimit", "exempt", CONFIG_KIND_NETWORK,
+	                                     offsetof(struct config_access_rule, network), NULL, NULL, NULL };
+	struct config *cfg = ld->cfg;
+	unsigned line = config_line(item);
+	if (item->type != YAML_SCALAR_NODE) {
+		config_error(ld, line, "'exempt' entries must be networks such as 127.0.0.0/8");
+		return;
+	}
+	struct config_access_rule r = { .action = CONFIG_ACCESS_ALLOW, .line = line };
+	if (config_set_scalar(ld, &k, &r, item) != 0 || config_add_network(ld, acl, r.network, r.action, line) != 0)
+		return;
+	if (cfg->ratelimit_exempt_count == CONFIG_MAX_ACCESS_RULES) {
+		if (!*full)
+			config_error(ld, line, "'exempt' has more than %d networks", CONFIG_MAX_ACCESS_RULES);
+		*full = true;
+		return;
+	}
+	cfg->ratelimit_exempt[cfg->ratelimit_exempt_count++] = r;
+}
+
+/* ratelimit: exempt: one network or a sequence of them.  Null or [] means
+ * none is exempt. */
+static void config_set_exempt(struct config_loader *ld, const yaml_node_t *value)
+{
+	ld->cfg->ratelimit_exempt_count = 0;
+	if (config_is_null(value))
+		return;
+	if (value->type != YAML_SCALAR_NODE && value->type != YAML_SEQUENCE_NODE) {
+		config_error(ld, config_line(value), "'exempt' must be %s", config_kind_wants(CONFIG_KIND_NETWORKS));
+		return;
+	}
+	struct acl *acl = acl_new(ACL_ALLOW);
+	if (acl == NULL) {
+		config_error(ld, config_line(value), "out of memory");
+		return;
+	}
+	bool full = false;
+	if (value->type == YAML_SCALAR_NODE) {
+		config_add_exempt(ld, acl, value, &full);
+	} else {
+		for (yaml_node_item_t *it = value->data.sequence.items.start; it < value->data.sequence.items.top;
+		     it++) {
+			yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+			if (item != NULL)
+				config_add_exempt(ld, acl, item, &full);
+		}
+	}
+	acl_free(acl);
+}
+
+/* cache: partitions: NAME: types: a mapping of RR type to TTL keys, for the
+ * partition at part.  What each entry sets is kept in the loader: a key it
+ * leaves out takes the partition's value, known only once the whole
+ * partition is read (config_load_partition does it). */
+static void config_set_types(struct config_loader *ld, struct config_partition *part, const yaml_node_t *value)
+{
+	const char *pname = config_partition_names[part - ld->cfg->partitions];
+	char q[80], where[160];
+	if (config_is_null(value))
+		return;
+	if (value->type != YAML_MAPPING_NODE) {
+		config_error(ld, config_line(value), "'types' must be %s", config_kind_wants(CONFIG_KIND_TYPES));
+		return;
+	}
+	bool full = false;
+	for (yaml_node_pair_t *p = value->data.mapping.pairs.start; p < value->data.mapping.pairs.top; p++) {
+		yaml_node_t *key = yaml_document_get_node(ld->doc, p->key);
+		yaml_node_t *tv = yaml_document_get_node(ld->doc, p->value);
+		if (key == NULL || tv == NULL)
+			continue;
+		if (key->type != YAML_SCALAR_NODE || config_scalar(key) == NULL) {
+			config_error(ld, config_line(key), "keys must be plain strings");
+			continue;
+		}
+		const char *name = config_scalar(key);
+		config_quote(q, sizeof q, name, key->data.scalar.length);
+		uint16_t qtype = config_parse_rrtype(name);
+		if (qtype == 0) {
+			config_error(ld, config_line(key), "unknown RR type '%s'", q);
+			continue;
+		}
+		unsigned i;
+		for (i = 0; i < part->type_count; i++) {
+			if (part->types[i].qtype == qtype)
+				break;
+		}
+		if (i < part->type_count) {
+			config_error(ld, config_line(key), "duplicate type '%s' in partition '%s' (first at line %u)", q,
+			             pname, ld->type_line[i]);
+			continue;
+		}
+		if (part->type_count == CONFIG_MAX_TYPE_POLICIES) {
+			if (!full)
+				config_error(ld, config_line(key), "'types' has more than %d entries",
+				             CONFIG_MAX_TYPE_POLICIES);
+			full = true;
+			continue;
+		}
+		i = part->type_count++;
+		struct config_type_policy *t = &part->types[i];
+		t->qtype = qtype;
+		ld->type_line[i] = config_line(key);
+		memset(ld->type_key_line[i], 0, sizeof ld->type_key_line[i]);
+		memset(ld->type_key_bad[i], 0, sizeof ld->type_key_bad[i]);
+		/* "MX:" alone takes everything from the partition. */
+		if (config_is_null(tv))
+			continue;
+		snprintf(where, sizeof where, "type '%s' of partition '%s'", q, pname);
+		if (tv->type != YAML_MAPPING_NODE) {
+			config_error(ld, config_line(tv),
+			             "%s must be a mapping of min-ttl, max-ttl, negative-min-ttl, negative-max-ttl", where);
+			continue;
+		}
+		config_load_mapping(ld, config_type_keys, CONFIG_NTYPE_KEYS, "config_type_policy", t, tv, where,
+		                    ld->type_key_line[i], ld->type_key_bad[i]);
+	}
+}
+
+/* Report a minimum TTL above its maximum, for both pairs of policy t.
+ * key_line and key_bad say where each key was set in this mapping (0: not
+ * here); a pair set nowhere here was checked where it was set.  from names
+ * the partition a per-type entry inherits from, NULL for a partition. */
+static void config_check_ttl(struct config_loader *ld, const struct config_ttl_policy *t,
+                             const unsigned *key_line, const bool *key_bad, const char *from)
+{
+	static const char *const names[CONFIG_TTL_KEYS] = { "min-ttl", "max-ttl", "negative-min-ttl",
+		                                                "negative-max-ttl" };
+	const uint32_t v[CONFIG_TTL_KEYS] = { t->min_ttl, t->max_ttl, t->negative_min_ttl, t->negative_max_ttl };
+	for (int lo = CONFIG_TTL_MIN; lo < CONFIG_TTL_KEYS; lo += 2) {
+		int hi = lo + 1;
+		if (key_bad[lo] || key_bad[hi] || v[lo] == 0 || v[hi] == 0 || v[lo] <= v[hi])
+			continue;
+		if (key_line[lo] == 0 && key_line[hi] == 0)
+			continue;
+		unsigned line = key_line[lo] != 0 ? key_line[lo] : key_line[hi];
+		if (from != NULL && (key_line[lo] == 0 || key_line[hi] == 0))
+			config_error(ld, line, "%s is greater than %s (%s %s from partition '%s')", names[lo], names[hi],
+			             key_line[lo] == 0 ? names[lo] : names[hi], "inherited", from);
+		else
+			config_error(ld, line, "%s is greater than %s", names[lo], names[hi]);
+	}
+}
+
+/* cache: partitions: NAME: one partition's quota, TTL clamps and types. */
+static void config_load_partition(struct config_loader *ld, size_t p, const yaml_node_t *value)
+{
+	struct config_partition *part = &ld->cfg->partitions[p];
+	const char *pname = config_partition_names[p];
+	char where[64];
+	if (config_is_null(value))
+		return;
+	snprintf(where, sizeof where, "partition '%s'", pname);
+	if (value->type != YAML_MAPPING_NODE) {
+		config_error(ld, config_line(value), "%s must be a mapping of keys", where);
+		return;
+	}
+	unsigned key_line[CONFIG_SUBKEYS_MAX] = { 0 };
+	bool key_bad[CONFIG_SUBKEYS_MAX] = { false };
+	config_load_mapping(ld, config_partition_keys, CONFIG_NPARTITION_KEYS, "config_partition", part, value,
+	                    where, key_line, key_bad);
+	config_check_ttl(ld, &part->ttl, key_line, key_bad, NULL);
+
+	/* A per-type entry takes each key it does not set from its partition. */
+	for (unsigned i = 0; i < part->type_count; i++) {
+		struct config_type_policy *t = &part->types[i];
+		bool bad[CONFIG_TTL_KEYS];
+		for (int f = 0; f < CONFIG_TTL_KEYS; f++) {
+			bad[f] = ld->type_key_bad[i][f];
+			if (ld->type_key_line[i][f] != 0)
+				continue;
+			memcpy((char *)&t->ttl + config_ttl_fields[f], (const char *)&part->ttl + config_ttl_fields[f],
+			       sizeof(uint32_t));
+			bad[f] = key_bad[f];
+		}
+		config_check_ttl(ld, &t->ttl, ld->type_key_line[i], bad, pname);
+	}
+}
+
+/* cache: partitions: a mapping of partition names to their settings. */
+static void config_set_partitions(struct config_loader *ld, const yaml_node_t *value)
+{
+	char q[80];
+	if (config_is_null(value))
+		return;
+	if (value->type != YAML_MAPPING_NODE) {
+		config_error(ld, config_line(value), "'partitions' must be %s", config_kind_wants(CONFIG_KIND_PARTITIONS));
+		return;
+	}
+	unsigned seen[CONFIG_PARTITIONS] = { 0 };
+	for (yaml_node_pair_t *p = value->data.mapping.pairs.start; p < value->data.mapping.pairs.top; p++) {
+		yaml_node_t *key = yaml_document_get_node(ld->doc, p->key);
+		yaml_node_t *pv = yaml_document_get_node(ld->doc, p->value);
+		if (key == NULL || pv == NULL)
+			continue;
+		if (key->type != YAML_SCALAR_NODE || config_scalar(key) == NULL) {
+			config_error(ld, config_line(key), "keys must be plain strings");
+			continue;
+		}
+		const char *name = config_scalar(key);
+		size_t i;
+		for (i = 0; i < CONFIG_PARTITIONS; i++) {
+			if (strcmp(name, config_partition_names[i]) == 0)
+				break;
+		}
+		if (i == CONFIG_PARTITIONS) {
+			config_error(ld, config_line(key), "unknown partition '%s' (expected general, mail or dnsbl)",
+			             config_quote(q, sizeof q, name, key->data.scalar.length));
+			continue;
+		}
+		if (seen[i] != 0) {
+			config_error(ld, config_line(key), "duplicate partition '%s' (first at line %u)", name, seen[i]);
+			continue;
+		}
+		seen[i] = config_line(key);
+		config_load_partition(ld, i, pv);
+	}
+}
+
+/* cache: dnsbl-zones: a sequence of zone names or {zone, negative-min-ttl}. */
+static void config_set_dnsbl_zones(struct config_loader *ld, const yaml_node_t *value)
+{
+	struct config *cfg = ld->cfg;
+	unsigned lines[CONFIG_MAX_DNSBL_ZONES];
+	cfg->dnsbl_zone_count = 0;
+	if (config_is_null(value))
+		return;
+	if (value->type != YAML_SEQUENCE_NODE) {
+		config_error(ld, config_line(value), "'dnsbl-zones' must be %s", config_kind_wants(CONFIG_KIND_DNSBL_ZONES));
+		return;
+	}
+	bool full = false;
+	for (yaml_node_item_t *it = value->data.sequence.items.start; it < value->data.sequence.items.top; it++) {
+		yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+		if (item == NULL)
+			continue;
+		unsigned line = config_line(item);
+		struct config_dnsbl_zone z;
+		memset(&z, 0, sizeof z);
+		if (item->type == YAML_SCALAR_NODE) {
+			if (config_set_scalar(ld, &config_zone_keys[CONFIG_ZONE_NAME], &z, item) != 0)
+				continue;
+		} else if (item->type == YAML_MAPPING_NODE) {
+			unsigned key_line[CONFIG_NZONE_KEYS] = { 0 };
+			bool key_bad[CONFIG_NZONE_KEYS] = { false };
+			int before = ld->nerr;
+			config_sub_defaults(ld, config_zone_keys, CONFIG_NZONE_KEYS, &z);
+			config_load_mapping(ld, config_zone_keys, CONFIG_NZONE_KEYS, "zone", &z, item, "a dnsbl zone",
+			                    key_line, key_bad);
+			if (key_line[CONFIG_ZONE_NAME] == 0)
+				config_error(ld, line, "a dnsbl zone needs 'zone'");
+			if (ld->nerr != before)
+				continue;
+		} else {
+			config_error(ld, line, "'dnsbl-zones' entries must be zone names or mappings such as "
+			                       "{zone: NAME, negative-min-ttl: 5m}");
+			continue;
+		}
+		unsigned i;
+		for (i = 0; i < cfg->dnsbl_zone_count; i++) {
+			if (strcmp(cfg->dnsbl_zones[i].name, z.name) == 0)
+				break;
+		}
+		if (i < cfg->dnsbl_zone_count) {
+			config_error(ld, line, "dnsbl-zones: '%s' is listed twice (first at line %u)", z.name, lines[i]);
+			continue;
+		}
+		if (cfg->dnsbl_zone_count == CONFIG_MAX_DNSBL_ZONES) {
+			if (!full)
+				config_error(ld, line, "'dnsbl-zones' has more than %d zones", CONFIG_MAX_DNSBL_ZONES);
+			full = true;
+			continue;
+		}
+		lines[cfg->dnsbl_zone_count] = line;
+		cfg->dnsbl_zones[cfg->dnsbl_zone_count++] = z;
+	}
+}
+
+/* Set key k of the struct at base from its value node.  Returns 0, or -1
+ * after reporting why not (for a structure: anything wrong inside it). */
+static int config_set_value(struct config_loader *ld, const struct config_key *k, void *base,
+                            const yaml_node_t *value)
+{
+	int before = ld->nerr;
+	switch (k->kind) {
+	case CONFIG_KIND_LISTEN:
+		config_set_listen(ld, value);
+		break;
+	case CONFIG_KIND_ACCESS_RULES:
+		config_set_rules(ld, value);
+		break;
+	case CONFIG_KIND_NETWORKS:
+		config_set_exempt(ld, value);
+		break;
+	case CONFIG_KIND_PARTITIONS:
+		config_set_partitions(ld, value);
+		break;
+	case CONFIG_KIND_TYPES:
+		config_set_types(ld, base, value);
+		break;
+	case CONFIG_KIND_DNSBL_ZONES:
+		config_set_dnsbl_zones(ld, value);
+		break;
+	default:
+		return config_set_scalar(ld, k, base, value);
+	}
+	return ld->nerr == before ? 0 : -1;
 }
 
 /* The key node's name, or NULL (reported) when it is not a plain string:
@@ -506,8 +1141,13 @@ static const char *config_key_name(struct config_loader *ld, const yaml_node_t *
 	return config_scalar(key);
 }
 
-static void config_load_section(struct config_loader *ld, const char *section,
-                                const yaml_node_t *map)
+/* Read the mapping map into the struct at base, by the rows of keys
+ * (nkeys of them) whose section is section.  where names the mapping in
+ * messages ("section 'cache'").  key_line[i] and key_bad[i] receive where
+ * row i was set and whether its value was rejected; they start zeroed. */
+static void config_load_mapping(struct config_loader *ld, const struct config_key *keys, size_t nkeys,
+                                const char *section, void *base, const yaml_node_t *map, const char *where,
+                                unsigned *key_line, bool *key_bad)
 {
 	char q[80];
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
@@ -519,36 +1159,37 @@ static void config_load_section(struct config_loader *ld, const char *section,
 		if (name == NULL)
 			continue;
 		size_t i;
-		for (i = 0; i < CONFIG_NKEYS; i++) {
-			if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].name, name) == 0)
+		for (i = 0; i < nkeys; i++) {
+			if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
 				break;
 		}
-		if (i == CONFIG_NKEYS) {
-			config_error(ld, config_line(key), "unknown key '%s' in section '%s'",
-			             config_quote(q, sizeof q, name, key->data.scalar.length), section);
+		if (i == nkeys) {
+			config_error(ld, config_line(key), "unknown key '%s' in %s",
+			             config_quote(q, sizeof q, name, key->data.scalar.length), where);
 			continue;
 		}
 		/* libyaml keeps both copies of a repeated key; which one wins would be
 		 * a guess, so neither is taken silently. */
-		if (ld->key_line[i] != 0) {
-			config_error(ld, config_line(key), "duplicate key '%s' in section '%s' (first at line %u)",
-			             name, section, ld->key_line[i]);
+		if (key_line[i] != 0) {
+			config_error(ld, config_line(key), "duplicate key '%s' in %s (first at line %u)", name, where,
+			             key_line[i]);
 			continue;
 		}
-		ld->key_line[i] = config_line(key);
-		ld->key_bad[i] = config_set_value(ld, &config_keys[i], value) != 0;
+		key_line[i] = config_line(key);
+		key_bad[i] = config_set_value(ld, &keys[i], base, value) != 0;
 	}
 }
 
 static void config_load_root(struct config_loader *ld, const yaml_node_t *root)
 {
-	char q[80];
+	char q[80], where[64];
 	/* A file of comments only, or a lone "---", is an empty configuration. */
 	if (root == NULL || config_is_null(root))
 		return;
 	if (root->type != YAML_MAPPING_NODE) {
 		config_error(ld, config_line(root),
-		             "the top level must be a mapping of sections (server:, recursion:, cache:)");
+		             "the top level must be a mapping of sections (server:, access:, ratelimit:, "
+		             "recursion:, cache:)");
 		return;
 	}
 	for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
@@ -565,7 +1206,7 @@ static void config_load_root(struct config_loader *ld, const yaml_node_t *root)
 				break;
 		}
 		if (s == CONFIG_NSECTIONS) {
-			config_error(ld, config_line(key), "unknown section '%s' (expected server, recursion or cache)",
+			config_error(ld, config_line(key), "unknown section '%s' (expected " CONFIG_SECTION_LIST ")",
 			             config_quote(q, sizeof q, name, key->data.scalar.length));
 			continue;
 		}
@@ -581,14 +1222,16 @@ static void config_load_root(struct config_loader *ld, const yaml_node_t *root)
 			config_error(ld, config_line(value), "section '%s' must be a mapping of keys", name);
 			continue;
 		}
-		config_load_section(ld, config_sections[s], value);
+		snprintf(where, sizeof where, "section '%s'", config_sections[s]);
+		config_load_mapping(ld, config_keys, CONFIG_NKEYS, config_sections[s], ld->cfg, value, where,
+		                    ld->key_line, ld->key_bad);
 	}
 }
 
-static size_t config_key_index(const char *name)
+static size_t config_key_index(const char *section, const char *name)
 {
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
-		if (strcmp(config_keys[i].name, name) == 0)
+		if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].name, name) == 0)
 			return i;
 	}
 	abort();
@@ -609,14 +1252,70 @@ static void config_check_file(struct config_loader *ld, const char *name, const 
 		config_error(ld, line, "%s: %s: not a regular file", name, path);
 }
 
+/* Whether the user (or, when group is true, the group) name exists: 1 or
+ * 0, or -1 with errno when the lookup itself failed.  The reentrant calls,
+ * since a reload may run while other threads look up names. */
+static int config_id_exists(const char *name, bool group)
+{
+	size_t size = 1024;
+	for (;;) {
+		char *buf = malloc(size);
+		if (buf == NULL)
+			return -1;
+		bool found;
+		int rc;
+		if (group) {
+			struct group gr, *res = NULL;
+			rc = getgrnam_r(name, &gr, buf, size, &res);
+			found = res != NULL;
+		} else {
+			struct passwd pw, *res = NULL;
+			rc = getpwnam_r(name, &pw, buf, size, &res);
+			found = res != NULL;
+		}
+		free(buf);
+		if (rc == ERANGE && size < (1u << 20)) {
+			size *= 2;
+			continue;
+		}
+		if (found)
+			return 1;
+		/* The errors POSIX lists for "no such name", as NSS modules return them. */
+		if (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM)
+			return 0;
+		errno = rc;
+		return -1;
+	}
+}
+
+/* Check that the user or group name set by key (in section server) exists
+ * now: the daemon needs it only after binding, too late for a clear error. */
+static void config_check_id(struct config_loader *ld, const char *key, const char *name, bool group)
+{
+	size_t k = config_key_index("server", key);
+	char q[80];
+	if (name == NULL || ld->key_bad[k])
+		return;
+	const char *what = group ? "group" : "user";
+	int r = config_id_exists(name, group);
+	config_quote(q, sizeof q, name, strlen(name));
+	if (r == 0)
+		config_error(ld, ld->key_line[k], "%s '%s' does not exist", what, q);
+	else if (r < 0)
+		config_error(ld, ld->key_line[k], "cannot look up %s '%s': %s", what, q, strerror(errno));
+}
+
 /* Checks that need the whole file read: defaults count as much as set values.
  * A value already rejected is not checked again, lest its default be blamed. */
 static void config_finish(struct config_loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	size_t hints = config_key_index("root-hints");
-	size_t anchor = config_key_index("trust-anchor");
-	size_t dnssec = config_key_index("dnssec");
+	size_t hints = config_key_index("recursion", "root-hints");
+	size_t anchor = config_key_index("recursion", "trust-anchor");
+	size_t dnssec = config_key_index("recursion", "dnssec");
+	size_t ctl = config_key_index("server", "control-socket");
+	size_t parts = config_key_index("cache", "partitions");
+	size_t size = config_key_index("cache", "size");
 	char *old;
 
 	if (!ld->key_bad[hints])
@@ -632,6 +1331,25 @@ static void config_finish(struct config_loader *ld)
 		free(old);
 	}
 
+	config_check_id(ld, "user", cfg->user, false);
+	config_check_id(ld, "control-group", cfg->control_group, true);
+	/* bind() would fail on a longer path, after the privileges are gone. */
+	if (cfg->control_socket != NULL && !ld->key_bad[ctl] &&
+	    strlen(cfg->control_socket) >= sizeof ((struct sockaddr_un *)0)->sun_path)
+		config_error(ld, ld->key_line[ctl], "control-socket: the path is longer than %zu bytes",
+		             sizeof ((struct sockaddr_un *)0)->sun_path - 1);
+
+	/* Quotas are carved out of cache.size; the partitions without one share the rest. */
+	if (!ld->key_bad[parts] && !ld->key_bad[size]) {
+		uint64_t sum = 0;
+		for (size_t p = 0; p < CONFIG_PARTITIONS; p++)
+			sum += cfg->partitions[p].quota;  /* at most 3T: no overflow */
+		if (sum > cfg->cache_size)
+			config_error(ld, ld->key_line[parts],
+			             "partition quotas (%" PRIu64 " bytes) exceed cache.size (%" PRIu64 " bytes)", sum,
+			             cfg->cache_size);
+	}
+
 	if (cfg->workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		cfg->workers = n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
@@ -641,15 +1359,24 @@ static void config_finish(struct config_loader *ld)
 /* Fill cfg with the built-in defaults. */
 static void config_defaults(struct config_loader *ld)
 {
+	struct config *cfg = ld->cfg;
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
-		if (config_keys[i].kind != CONFIG_KIND_LISTEN)
-			config_set_text(ld, &config_keys[i], config_keys[i].def, 0);
+		if (config_keys[i].def != NULL)
+			config_set_text(ld, &config_keys[i], cfg, config_keys[i].def, 0);
 	}
 	for (size_t i = 0; i < sizeof config_default_listen / sizeof config_default_listen[0]; i++) {
-		if (config_parse_address(config_default_listen[i], &ld->cfg->listen[i]) != NULL)
+		if (config_parse_address(config_default_listen[i], &cfg->listen[i]) != NULL)
 			abort();
-		ld->cfg->listen_count++;
+		cfg->listen_count++;
 	}
+	for (size_t i = 0; i < sizeof config_default_networks / sizeof config_default_networks[0]; i++) {
+		struct config_access_rule r = { .action = CONFIG_ACCESS_ALLOW, .line = 0 };
+		strcpy(r.network, config_default_networks[i]);
+		cfg->access_rules[cfg->access_rule_count++] = r;
+		cfg->ratelimit_exempt[cfg->ratelimit_exempt_count++] = r;
+	}
+	for (size_t p = 0; p < CONFIG_PARTITIONS; p++)
+		config_sub_defaults(ld, config_partition_keys, CONFIG_NPARTITION_KEYS, &cfg->partitions[p]);
 }
 
 /* The 1-based line holding byte offset off of f, found by counting newlines
@@ -767,6 +1494,9 @@ void config_free(struct config *cfg)
 	if (cfg == NULL)
 		return;
 	free(cfg->path);
+	free(cfg->user);
+	free(cfg->control_socket);
+	free(cfg->control_group);
 	free(cfg->root_hints);
 	free(cfg->trust_anchor);
 	free(cfg->cache_dir);

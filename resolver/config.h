@@ -9,6 +9,44 @@
 #include <sys/socket.h>
 
 #define CONFIG_MAX_LISTEN 16
+#define CONFIG_MAX_ACCESS_RULES 256
+#define CONFIG_MAX_TYPE_POLICIES 32
+#define CONFIG_MAX_DNSBL_ZONES 64
+#define CONFIG_PARTITIONS 3   /* general, mail, dnsbl: the order of enum cache_partition */
+
+/* What happens to a client, by network (server: access:). */
+enum config_access_action { CONFIG_ACCESS_ALLOW = 0, CONFIG_ACCESS_REFUSE, CONFIG_ACCESS_DROP };
+
+struct config_access_rule {
+	char network[64];               /* CIDR text as written, validated ("10.0.0.0/8", "::1") */
+	enum config_access_action action;
+	unsigned line;                  /* where it was written, for later messages */
+};
+
+/* TTL clamps applied when an answer is stored.  0 in a max means "no cap
+ * beyond the global one"; a per-type entry overrides its partition's. */
+struct config_ttl_policy {
+	uint32_t min_ttl, max_ttl;                    /* positive answers, seconds */
+	uint32_t negative_min_ttl, negative_max_ttl;  /* NXDOMAIN/NODATA (RFC 2308), seconds */
+};
+
+struct config_type_policy {
+	uint16_t qtype;                 /* from a mnemonic (MX, TXT, ...) or TYPEnnn */
+	struct config_ttl_policy ttl;
+};
+
+struct config_partition {
+	uint64_t quota;                 /* bytes; 0 = the default share of cache.size */
+	struct config_ttl_policy ttl;
+	struct config_type_policy types[CONFIG_MAX_TYPE_POLICIES];
+	unsigned type_count;
+};
+
+/* A DNSBL/RHSBL zone whose answers go to the dnsbl partition. */
+struct config_dnsbl_zone {
+	char name[256];                 /* presentation form, lower-case, no trailing dot */
+	uint32_t negative_min_ttl;      /* floor for NXDOMAIN under this zone; 0 = partition's */
+};
 
 struct config {
 	char *path;                     /* the file it was read from */
@@ -20,6 +58,23 @@ struct config {
 	int log_level;                  /* enum log_level */
 	unsigned tcp_idle_timeout_ms;
 	unsigned tcp_max_connections;   /* per worker */
+	unsigned tcp_max_per_client;    /* connections one client address may hold, per worker */
+	char *user;                     /* drop to this user after binding; NULL = stay */
+	char *control_socket;           /* UNIX socket for mxresolvectl; NULL = none */
+	char *control_group;            /* group that may use it (mode 0660); NULL = the daemon's */
+
+	/* access: */
+	enum config_access_action access_default;
+	struct config_access_rule access_rules[CONFIG_MAX_ACCESS_RULES];
+	unsigned access_rule_count;
+
+	/* ratelimit: */
+	unsigned ratelimit_qps;         /* answers/s per client prefix; 0 = off */
+	unsigned ratelimit_burst;
+	unsigned ratelimit_slip;
+	unsigned ratelimit_v4_prefix, ratelimit_v6_prefix;
+	struct config_access_rule ratelimit_exempt[CONFIG_MAX_ACCESS_RULES]; /* action unused */
+	unsigned ratelimit_exempt_count;
 
 	/* recursion: */
 	char *root_hints;
@@ -28,6 +83,8 @@ struct config {
 	bool query_loopback;            /* allow upstream servers on loopback (the test-bed) */
 	unsigned client_timeout_ms;     /* a client waits at most this long, then gets SERVFAIL */
 	unsigned max_pending;           /* recursions in flight at once */
+	unsigned max_pending_per_client;/* questions one client address may have in flight */
+	unsigned max_waiters;           /* clients coalesced on one question */
 	unsigned outgoing_range;
 	uint64_t upstream_cache_bytes;  /* libunbound's own message and RRset caches, each */
 
@@ -39,6 +96,16 @@ struct config {
 	uint32_t servfail_ttl;
 	uint32_t stale_window;          /* seconds an expired entry is kept */
 	unsigned sync_interval_ms;
+	bool serve_stale;               /* RFC 8767 */
+	bool serve_stale_nxdomain;
+	unsigned stale_answer_after_ms; /* client-response timer: stale answer sent after this */
+	uint32_t stale_ttl;             /* TTL of a stale answer (RFC 8767: 30 s) */
+	bool prefetch;
+	unsigned prefetch_percent;      /* refresh when a hit comes in the last N% of the TTL */
+	unsigned prefetch_max;          /* refreshes in flight at once */
+	struct config_partition partitions[CONFIG_PARTITIONS];
+	struct config_dnsbl_zone dnsbl_zones[CONFIG_MAX_DNSBL_ZONES];
+	unsigned dnsbl_zone_count;
 };
 
 /* Read and validate the file at path.  Every problem is printed to errs as

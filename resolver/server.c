@@ -31,10 +31,13 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "acl.h"
 #include "cache.h"
 #include "config.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "recurse.h"
+#include "stats.h"
 #include "wire.h"
 
 #define SERVER_BATCH 32            /* datagrams per recvmmsg/sendmmsg */
@@ -44,8 +47,14 @@
 #define SERVER_TCP_OUT_MAX (256 * 1024) /* a client that does not read is cut off */
 #define SERVER_BOGUS_TTL 60        /* as unbound's val-bogus-ttl: retry validation soon */
 #define SERVER_EDE_TEXT_MAX 200
+#define SERVER_PREFETCH_MEMO 1024  /* per worker: recently requested refreshes */
+#define SERVER_PREFETCH_MEMO_SECONDS 5
+#define SERVER_PREFETCH_MIN_TTL 10 /* shorter TTLs are not worth refreshing ahead */
+#define SERVER_MX_TARGETS 65536    /* hashes of names learned as MX exchanges */
+#define SERVER_CLIENT_BUCKETS 4096
 
-enum server_transport { SERVER_UDP, SERVER_TCP };
+/* SERVER_NONE: a refresh the server asked for itself, with nobody waiting. */
+enum server_transport { SERVER_UDP, SERVER_TCP, SERVER_NONE };
 
 struct worker;
 struct tcp_conn;
@@ -61,7 +70,10 @@ struct server_job {
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	struct tcp_conn *conn;
-	int64_t deadline_ms;        /* CLOCK_MONOTONIC */
+	int64_t deadline_ms;        /* CLOCK_MONOTONIC: SERVFAIL then */
+	bool stale_ok;              /* a servable stale entry exists (RFC 8767) */
+	int64_t stale_at_ms;        /* and is sent then, if nothing better came */
+	bool counted;               /* holds one of its client's pending slots */
 	uint8_t *reply;
 	size_t reply_len;
 };
@@ -77,8 +89,10 @@ struct tcp_conn {
 	struct tcp_conn *prev, *next; /* the worker's list, for shutdown */
 	struct worker *worker;
 	struct bufferevent *bev;
+	struct sockaddr_storage peer;
 	unsigned pending;           /* jobs that will come back to this connection */
 	bool closed;
+	bool refused;               /* access control says REFUSED to everything it asks */
 };
 
 struct worker {
@@ -104,8 +118,11 @@ struct worker {
 	uint8_t tcp_in[WIRE_MAX_MSG];
 	uint8_t tcp_out[WIRE_MAX_MSG + 2];
 
-	/* Written only by this worker; read at shutdown. */
-	uint64_t queries, hits, misses, errors;
+	struct ratelimit *ratelimit; /* NULL when rate limiting is off */
+	int64_t batch_ms;            /* CLOCK_MONOTONIC, read once per batch */
+	uint32_t prefetch_memo_hash[SERVER_PREFETCH_MEMO];
+	int64_t prefetch_memo_time[SERVER_PREFETCH_MEMO];
+	struct stats_block stats;
 };
 
 struct inflight {
@@ -115,6 +132,16 @@ struct inflight {
 	uint8_t key[WIRE_MAX_NAME + 4];
 	size_t key_len;
 	struct server_job *waiters;
+	unsigned waiter_count;
+	bool prefetch;              /* started as a refresh; counts against prefetch-max */
+};
+
+/* Questions in flight per client address, for max-pending-per-client. */
+struct client_count {
+	struct client_count *next;
+	uint8_t addr[16];
+	uint8_t addr_len;
+	unsigned count;
 };
 
 /* The resolver thread's state: touched by that thread only, except the
@@ -129,11 +156,16 @@ struct resolver {
 	struct event *stop_ev;
 	int stop_fd;
 	struct inflight *table[SERVER_INFLIGHT_BUCKETS];
-	unsigned inflight_count;
+	_Atomic unsigned inflight_count;
+	unsigned prefetch_count;
+	struct client_count *clients[SERVER_CLIENT_BUCKETS];
+	struct cache_reader *reader; /* stale answers and the stale check on failure */
+	uint64_t mx_targets[SERVER_MX_TARGETS];
+	unsigned mx_target_count;
 	uint8_t form_full[WIRE_FORM_MAX];
 	uint8_t form_plain[WIRE_FORM_MAX];
 	uint8_t scratch[WIRE_MAX_MSG];
-	uint64_t resolved, coalesced, timeouts, servfails;
+	struct stats_block stats;
 };
 
 struct server {
@@ -145,6 +177,11 @@ struct server {
 	int (*udp_fds)[CONFIG_MAX_LISTEN]; /* [worker][listen] */
 	int (*tcp_fds)[CONFIG_MAX_LISTEN];
 	struct resolver resolver;
+	struct acl *acl;
+	struct acl *ratelimit_exempt; /* ALLOW = exempt; NULL = nobody is */
+	uint8_t dnsbl_zone[CONFIG_MAX_DNSBL_ZONES][WIRE_MAX_NAME];
+	size_t dnsbl_zone_len[CONFIG_MAX_DNSBL_ZONES];
+	unsigned dnsbl_zone_count;
 	bool started;
 	bool stopped;
 };
@@ -156,7 +193,30 @@ static int64_t server_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static enum cache_partition server_partition_for(uint16_t qtype)
+/* Whether name is zone or under it, on label boundaries. */
+static bool server_name_under(const uint8_t *name, size_t len, const uint8_t *zone, size_t zlen)
+{
+	if (zlen > len || memcmp(name + len - zlen, zone, zlen) != 0)
+		return false;
+	for (size_t p = 0; p < len; p += (size_t)name[p] + 1) {
+		if (p == len - zlen)
+			return true;
+		if (name[p] == 0)
+			break;
+	}
+	return false;
+}
+
+/* The DNSBL zone index name falls under, or -1. */
+static int server_dnsbl_zone(const struct server *s, const uint8_t *name, size_t len)
+{
+	for (unsigned i = 0; i < s->dnsbl_zone_count; i++)
+		if (server_name_under(name, len, s->dnsbl_zone[i], s->dnsbl_zone_len[i]))
+			return (int)i;
+	return -1;
+}
+
+static bool server_mail_type(uint16_t qtype)
 {
 	switch (qtype) {
 	case WIRE_TYPE_MX:
@@ -164,10 +224,19 @@ static enum cache_partition server_partition_for(uint16_t qtype)
 	case WIRE_TYPE_PTR:
 	case WIRE_TYPE_TLSA:
 	case WIRE_TYPE_SRV:
-		return CACHE_PART_MAIL;
+		return true;
 	default:
-		return CACHE_PART_GENERAL;
+		return false;
 	}
+}
+
+/* Where a question's answer is looked for first.  Only the resolver thread
+ * knows MX targets, so their A/AAAA are found on the second lookup. */
+static enum cache_partition server_partition_hint(const struct server *s, const struct wire_query *q)
+{
+	if (s->dnsbl_zone_count > 0 && server_dnsbl_zone(s, q->qname, q->qname_len) >= 0)
+		return CACHE_PART_DNSBL;
+	return server_mail_type(q->qtype) ? CACHE_PART_MAIL : CACHE_PART_GENERAL;
 }
 
 /* ---- job queues ---------------------------------------------------- */
@@ -309,52 +378,25 @@ static size_t server_serve_record(const struct wire_query *q, const struct cache
 	return wire_serve_form(rec->plain, rec->plain_len, q, &s, out, cap);
 }
 
-/* Answer one query from what a worker has at hand.  Returns the reply
- * length, or 0 when there is nothing to send now: either the packet is
- * dropped, or *q was a miss and *miss is set for the caller to queue. */
-static size_t worker_answer(struct worker *w, const uint8_t *pkt, size_t len, enum server_transport tr,
-                            int64_t now, struct wire_query *q, bool *miss, uint8_t *out, size_t cap)
+/* RFC 8767: only data that validated or was insecure is served stale, and
+ * NXDOMAIN only when the operator allows it. */
+static bool server_stale_servable(const struct config *cfg, const struct cache_record *rec)
 {
-	*miss = false;
-	w->queries++;
-	enum wire_parse_status st = wire_parse_query(pkt, len, q);
-	switch (st) {
-	case WIRE_PARSE_OK:
-		break;
-	case WIRE_PARSE_DROP:
-		w->errors++;
-		return 0;
-	case WIRE_PARSE_NOTIMP:
-		return wire_build_error(q, WIRE_RCODE_NOTIMP, WIRE_EDE_NONE, NULL, out, cap);
-	case WIRE_PARSE_BADVERS:
-		return wire_build_error(q, WIRE_RCODE_BADVERS, WIRE_EDE_NONE, NULL, out, cap);
-	case WIRE_PARSE_FORMERR:
-	default:
-		w->errors++;
-		return wire_build_error(q, WIRE_RCODE_FORMERR, WIRE_EDE_NONE, NULL, out, cap);
-	}
-	size_t limit = tr == SERVER_UDP ? wire_udp_limit(q) : WIRE_MAX_MSG;
-	if (limit > cap)
-		limit = cap;
-	if (q->qclass != WIRE_CLASS_IN || q->qtype == WIRE_TYPE_AXFR || q->qtype == WIRE_TYPE_IXFR ||
-	    q->qtype == WIRE_TYPE_OPT)
-		return wire_build_error(q, WIRE_RCODE_REFUSED, WIRE_EDE_NOT_SUPPORTED, NULL, out, limit);
-	if (q->qtype == WIRE_TYPE_ANY)
-		return wire_build_any_refusal(q, out, limit);
-
-	struct cache_record rec;
-	if (cache_get(w->reader, q->qname, q->qname_len, q->qtype, q->qclass,
-	              server_partition_for(q->qtype), now, &rec) == 0 && now < rec.expires) {
-		size_t n = server_serve_record(q, &rec, now, limit, out, cap);
-		if (n > 0) {
-			w->hits++;
-			return n;
-		}
-	}
-	w->misses++;
-	*miss = true;
-	return 0;
+	if (!cfg->serve_stale || rec->dnssec == CACHE_DNSSEC_BOGUS || rec->dnssec == CACHE_DNSSEC_INDETERMINATE)
+		return false;
+	return rec->rcode == WIRE_RCODE_NOERROR || (rec->rcode == WIRE_RCODE_NXDOMAIN && cfg->serve_stale_nxdomain);
 }
+
+static uint32_t server_name_hash(const struct wire_query *q)
+{
+	uint32_t h = 2166136261u ^ q->qtype;
+	for (size_t i = 0; i < q->qname_len; i++)
+		h = (h ^ q->qname[i]) * 16777619u;
+	return h;
+}
+
+/* What a worker does with one question before it looks at the cache. */
+enum worker_gate { WORKER_GATE_PASS, WORKER_GATE_REFUSE, WORKER_GATE_DROP, WORKER_GATE_SLIP };
 
 static struct server_job *worker_new_job(struct worker *w, const struct wire_query *q, enum server_transport tr)
 {
@@ -365,8 +407,133 @@ static struct server_job *worker_new_job(struct worker *w, const struct wire_que
 	job->q = *q;
 	job->transport = tr;
 	job->udp_fd = -1;
-	job->deadline_ms = server_now_ms() + w->server->cfg->client_timeout_ms;
+	job->deadline_ms = w->batch_ms + w->server->cfg->client_timeout_ms;
 	return job;
+}
+
+/* Ask the resolver thread to refresh an entry in the last part of its
+ * life, at most once per few seconds per name from this worker: the
+ * resolver thread coalesces the rest. */
+static void worker_prefetch(struct worker *w, const struct wire_query *q, const struct cache_record *rec, int64_t now)
+{
+	const struct config *cfg = w->server->cfg;
+	if (!cfg->prefetch || rec->ttl < SERVER_PREFETCH_MIN_TTL || rec->dnssec == CACHE_DNSSEC_BOGUS)
+		return;
+	uint64_t left = (uint64_t)(rec->expires - now);
+	if (left * 100 >= (uint64_t)rec->ttl * cfg->prefetch_percent)
+		return;
+	uint32_t h = server_name_hash(q);
+	size_t slot = h % SERVER_PREFETCH_MEMO;
+	if (w->prefetch_memo_hash[slot] == h && now - w->prefetch_memo_time[slot] < SERVER_PREFETCH_MEMO_SECONDS)
+		return;
+	w->prefetch_memo_hash[slot] = h;
+	w->prefetch_memo_time[slot] = now;
+	struct server_job *job = worker_new_job(w, q, SERVER_NONE);
+	if (job == NULL)
+		return;
+	job_queue_push(&w->server->resolver.requests, job);
+}
+
+/* Answer one query from what a worker has at hand.  Returns the reply
+ * length, or 0 when there is nothing to send now: either the packet is
+ * dropped, or it was a miss and *miss points to the job the caller must
+ * complete (peer, transport) and queue. */
+static size_t worker_answer(struct worker *w, const uint8_t *pkt, size_t len, enum server_transport tr,
+                            enum worker_gate gate, int64_t now, bool have_reader,
+                            struct server_job **miss, uint8_t *out, size_t cap)
+{
+	*miss = NULL;
+	struct wire_query q;
+	stats_inc(&w->stats, STATS_QUERIES);
+	enum wire_parse_status st = wire_parse_query(pkt, len, &q);
+	switch (st) {
+	case WIRE_PARSE_OK:
+		break;
+	case WIRE_PARSE_DROP:
+		stats_inc(&w->stats, STATS_MALFORMED);
+		return 0;
+	case WIRE_PARSE_NOTIMP:
+		return wire_build_error(&q, WIRE_RCODE_NOTIMP, WIRE_EDE_NONE, NULL, out, cap);
+	case WIRE_PARSE_BADVERS:
+		return wire_build_error(&q, WIRE_RCODE_BADVERS, WIRE_EDE_NONE, NULL, out, cap);
+	case WIRE_PARSE_FORMERR:
+	default:
+		stats_inc(&w->stats, STATS_MALFORMED);
+		return wire_build_error(&q, WIRE_RCODE_FORMERR, WIRE_EDE_NONE, NULL, out, cap);
+	}
+	size_t limit = tr == SERVER_UDP ? wire_udp_limit(&q) : WIRE_MAX_MSG;
+	if (limit > cap)
+		limit = cap;
+	if (gate == WORKER_GATE_REFUSE) {
+		stats_inc(&w->stats, STATS_REFUSED);
+		return wire_build_error(&q, WIRE_RCODE_REFUSED, WIRE_EDE_PROHIBITED, NULL, out, limit);
+	}
+	if (gate == WORKER_GATE_SLIP)
+		return wire_build_truncated(&q, out, limit);
+	if (q.qclass != WIRE_CLASS_IN || q.qtype == WIRE_TYPE_AXFR || q.qtype == WIRE_TYPE_IXFR ||
+	    q.qtype == WIRE_TYPE_OPT) {
+		stats_inc(&w->stats, STATS_REFUSED);
+		return wire_build_error(&q, WIRE_RCODE_REFUSED, WIRE_EDE_NOT_SUPPORTED, NULL, out, limit);
+	}
+	if (q.qtype == WIRE_TYPE_ANY)
+		return wire_build_any_refusal(&q, out, limit);
+
+	struct cache_record rec;
+	bool stale = false;
+	if (have_reader && cache_get(w->reader, q.qname, q.qname_len, q.qtype, q.qclass,
+	                             server_partition_hint(w->server, &q), now, &rec) == 0) {
+		if (now < rec.expires) {
+			size_t n = server_serve_record(&q, &rec, now, limit, out, cap);
+			if (n > 0) {
+				stats_inc(&w->stats, STATS_CACHE_HITS);
+				worker_prefetch(w, &q, &rec, now);
+				return n;
+			}
+		} else {
+			stale = server_stale_servable(w->server->cfg, &rec);
+		}
+	}
+	stats_inc(&w->stats, STATS_CACHE_MISSES);
+	struct server_job *job = worker_new_job(w, &q, tr);
+	if (job == NULL)
+		return wire_build_error(&q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, out, limit);
+	if (stale) {
+		job->stale_ok = true;
+		job->stale_at_ms = w->batch_ms + w->server->cfg->stale_answer_after_ms;
+	}
+	*miss = job;
+	return 0;
+}
+
+/* Access control and rate limiting, in that order: a refused client is
+ * not worth a token. */
+static enum worker_gate worker_gate(struct worker *w, const struct sockaddr *client, bool udp)
+{
+	const struct server *s = w->server;
+	switch (acl_check(s->acl, client)) {
+	case ACL_DROP:
+		stats_inc(&w->stats, STATS_DROPPED);
+		return WORKER_GATE_DROP;
+	case ACL_REFUSE:
+		return WORKER_GATE_REFUSE;
+	case ACL_ALLOW:
+		break;
+	}
+	/* TCP cannot be spoofed, so it is no reflection vector: only UDP is limited. */
+	if (!udp || w->ratelimit == NULL ||
+	    (s->ratelimit_exempt != NULL && acl_check(s->ratelimit_exempt, client) == ACL_ALLOW))
+		return WORKER_GATE_PASS;
+	switch (ratelimit_check(w->ratelimit, client, w->batch_ms)) {
+	case RATELIMIT_PASS:
+		return WORKER_GATE_PASS;
+	case RATELIMIT_SLIP:
+		stats_inc(&w->stats, STATS_RATELIMITED);
+		return WORKER_GATE_SLIP;
+	case RATELIMIT_DROP:
+	default:
+		stats_inc(&w->stats, STATS_RATELIMITED);
+		return WORKER_GATE_DROP;
+	}
 }
 
 /* ---- UDP ------------------------------------------------------------ */
@@ -388,39 +555,24 @@ static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 		int got = recvmmsg(fd, w->in_msgs, SERVER_BATCH, MSG_DONTWAIT, NULL);
 		if (got <= 0)
 			return;
-		/* Read the clock and renew the read transaction once per batch. */
+		/* Read the clocks and renew the read transaction once per batch. */
 		int64_t now = time(NULL);
+		w->batch_ms = server_now_ms();
 		bool have_reader = cache_reader_begin(w->reader) == 0;
 		int out_count = 0;
 		for (int i = 0; i < got; i++) {
-			struct wire_query q;
-			bool miss = false;
-			size_t n = 0;
-			size_t len = w->in_msgs[i].msg_len;
-			if (have_reader) {
-				n = worker_answer(w, w->in_buf[i], len, SERVER_UDP, now, &q, &miss,
-				                  w->out_buf[out_count], sizeof w->out_buf[0]);
-			} else {
-				/* Without a read transaction every parsed query is a miss. */
-				w->queries++;
-				enum wire_parse_status st = wire_parse_query(w->in_buf[i], len, &q);
-				if (st == WIRE_PARSE_OK)
-					miss = true;
-				else if (st != WIRE_PARSE_DROP)
-					n = wire_build_error(&q, WIRE_RCODE_FORMERR, WIRE_EDE_NONE, NULL,
-					                     w->out_buf[out_count], sizeof w->out_buf[0]);
-			}
-			if (miss) {
-				struct server_job *job = worker_new_job(w, &q, SERVER_UDP);
-				if (job == NULL) {
-					n = wire_build_error(&q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL,
-					                     w->out_buf[out_count], sizeof w->out_buf[0]);
-				} else {
-					job->udp_fd = fd;
-					job->peer = w->in_addr[i];
-					job->peer_len = w->in_msgs[i].msg_hdr.msg_namelen;
-					job_queue_push(&w->server->resolver.requests, job);
-				}
+			const struct sockaddr *client = (const struct sockaddr *)&w->in_addr[i];
+			enum worker_gate gate = worker_gate(w, client, true);
+			if (gate == WORKER_GATE_DROP)
+				continue;
+			struct server_job *job;
+			size_t n = worker_answer(w, w->in_buf[i], w->in_msgs[i].msg_len, SERVER_UDP, gate, now,
+			                         have_reader, &job, w->out_buf[out_count], sizeof w->out_buf[0]);
+			if (job != NULL) {
+				job->udp_fd = fd;
+				job->peer = w->in_addr[i];
+				job->peer_len = w->in_msgs[i].msg_hdr.msg_namelen;
+				job_queue_push(&w->server->resolver.requests, job);
 			}
 			if (n == 0)
 				continue;
@@ -505,26 +657,20 @@ static void tcp_on_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, 2);
 		evbuffer_remove(in, w->tcp_in, len);
 		int64_t now = time(NULL);
+		w->batch_ms = server_now_ms();
 		bool have_reader = cache_reader_begin(w->reader) == 0;
-		struct wire_query q;
-		bool miss = false;
-		size_t n;
-		if (have_reader) {
-			n = worker_answer(w, w->tcp_in, len, SERVER_TCP, now, &q, &miss, w->tcp_out, WIRE_MAX_MSG);
+		struct server_job *job;
+		size_t n = worker_answer(w, w->tcp_in, len, SERVER_TCP,
+		                         c->refused ? WORKER_GATE_REFUSE : WORKER_GATE_PASS, now, have_reader,
+		                         &job, w->tcp_out, WIRE_MAX_MSG);
+		if (have_reader)
 			cache_reader_end(w->reader);
-		} else {
-			n = 0;
-			miss = wire_parse_query(w->tcp_in, len, &q) == WIRE_PARSE_OK;
-		}
-		if (miss) {
-			struct server_job *job = worker_new_job(w, &q, SERVER_TCP);
-			if (job != NULL) {
-				job->conn = c;
-				c->pending++;
-				job_queue_push(&w->server->resolver.requests, job);
-				continue;
-			}
-			n = wire_build_error(&q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, w->tcp_out, WIRE_MAX_MSG);
+		if (job != NULL) {
+			job->conn = c;
+			job->peer = c->peer;
+			c->pending++;
+			job_queue_push(&w->server->resolver.requests, job);
+			continue;
 		}
 		if (n == 0) {
 			/* No usable header: a stream that is not DNS. */
@@ -547,12 +693,36 @@ static void tcp_on_event(struct bufferevent *bev, short what, void *arg)
 	tcp_conn_close(c);
 }
 
+static bool server_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
+	              sizeof(struct in6_addr)) == 0;
+}
+
 static void tcp_on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *addr,
                           int addrlen, void *arg)
 {
 	struct worker *w = arg;
 	const struct config *cfg = w->server->cfg;
-	if (atomic_load(&w->stopping) || w->conn_count >= cfg->tcp_max_connections) {
+	enum acl_action access = acl_check(w->server->acl, addr);
+	if (atomic_load(&w->stopping) || access == ACL_DROP || w->conn_count >= cfg->tcp_max_connections) {
+		stats_inc(&w->stats, access == ACL_DROP ? STATS_DROPPED : STATS_TCP_REJECTED);
+		close(fd);
+		return;
+	}
+	struct sockaddr_storage peer;
+	memset(&peer, 0, sizeof peer);
+	memcpy(&peer, addr, (size_t)addrlen < sizeof peer ? (size_t)addrlen : sizeof peer);
+	/* One host may not take every slot (slowloris): the list is short. */
+	unsigned same = 0;
+	for (const struct tcp_conn *c = w->conns; c != NULL; c = c->next)
+		same += server_same_host(&c->peer, &peer);
+	if (same >= cfg->tcp_max_per_client) {
+		stats_inc(&w->stats, STATS_TCP_REJECTED);
 		close(fd);
 		return;
 	}
@@ -562,6 +732,8 @@ static void tcp_on_accept(struct evconnlistener *listener, evutil_socket_t fd, s
 		return;
 	}
 	c->worker = w;
+	c->peer = peer;
+	c->refused = access == ACL_REFUSE;
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		close(fd);
@@ -579,6 +751,7 @@ static void tcp_on_accept(struct evconnlistener *listener, evutil_socket_t fd, s
 		w->conns->prev = c;
 	w->conns = c;
 	w->conn_count++;
+	stats_inc(&w->stats, STATS_TCP_ACCEPTED);
 }
 
 /* ---- replies coming back from the resolver thread -------------------- */
@@ -591,6 +764,8 @@ static void worker_deliver(struct server_job *job)
 			             (struct sockaddr *)&job->peer, job->peer_len);
 		return;
 	}
+	if (job->transport != SERVER_TCP)
+		return;
 	struct tcp_conn *c = job->conn;
 	c->pending--;
 	if (!c->closed && job->reply_len > 0)
@@ -639,9 +814,74 @@ static size_t inflight_key(const struct wire_query *q, uint8_t *key)
 	return q->qname_len + 4u;
 }
 
+/* A client's address as a key: 4 bytes for IPv4, 16 for IPv6. */
+static size_t client_addr_key(const struct sockaddr_storage *ss, uint8_t *key)
+{
+	if (ss->ss_family == AF_INET6) {
+		memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		return 16;
+	}
+	memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	return 4;
+}
+
+static struct client_count **client_slot(struct resolver *rs, const uint8_t *key, size_t len)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ key[i]) * 16777619u;
+	struct client_count **pp = &rs->clients[h % SERVER_CLIENT_BUCKETS];
+	while (*pp != NULL && ((*pp)->addr_len != len || memcmp((*pp)->addr, key, len) != 0))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Take one of the client's pending slots; false when it has none left. */
+static bool client_acquire(struct resolver *rs, struct server_job *job)
+{
+	uint8_t key[16];
+	size_t len = client_addr_key(&job->peer, key);
+	struct client_count **pp = client_slot(rs, key, len);
+	if (*pp == NULL) {
+		struct client_count *c = calloc(1, sizeof *c);
+		if (c == NULL)
+			return false;
+		memcpy(c->addr, key, len);
+		c->addr_len = (uint8_t)len;
+		*pp = c;
+	}
+	if ((*pp)->count >= rs->server->cfg->max_pending_per_client)
+		return false;
+	(*pp)->count++;
+	job->counted = true;
+	return true;
+}
+
+static void client_release(struct resolver *rs, struct server_job *job)
+{
+	if (!job->counted)
+		return;
+	job->counted = false;
+	uint8_t key[16];
+	size_t len = client_addr_key(&job->peer, key);
+	struct client_count **pp = client_slot(rs, key, len);
+	struct client_count *c = *pp;
+	if (c == NULL)
+		return;
+	if (--c->count == 0) {
+		*pp = c->next;
+		free(c);
+	}
+}
+
+/* Hand a finished reply (copied) back to the job's worker. */
 static void resolver_return(struct resolver *rs, struct server_job *job, const uint8_t *reply, size_t len)
 {
-	(void)rs;
+	client_release(rs, job);
+	if (job->transport == SERVER_NONE) {
+		job_free(job);
+		return;
+	}
 	if (len > 0) {
 		job->reply = malloc(len);
 		if (job->reply != NULL) {
@@ -652,10 +892,61 @@ static void resolver_return(struct resolver *rs, struct server_job *job, const u
 	job_queue_push(&job->worker->done, job);
 }
 
+static size_t resolver_limit(const struct server_job *job)
+{
+	return job->transport == SERVER_UDP ? wire_udp_limit(&job->q) : WIRE_MAX_MSG;
+}
+
 static void resolver_fail_job(struct resolver *rs, struct server_job *job, int ede)
 {
-	size_t n = wire_build_error(&job->q, WIRE_RCODE_SERVFAIL, ede, NULL, rs->scratch, sizeof rs->scratch);
+	size_t n = wire_build_error(&job->q, WIRE_RCODE_SERVFAIL, ede, NULL, rs->scratch, resolver_limit(job));
 	resolver_return(rs, job, rs->scratch, n);
+}
+
+/* Answer job from the stale entry (RFC 8767: TTL stale-ttl, EDE 3), or
+ * SERVFAIL with ede if the entry is gone by now. */
+static void resolver_serve_stale(struct resolver *rs, struct server_job *job, int ede)
+{
+	const struct config *cfg = rs->server->cfg;
+	size_t n = 0;
+	int64_t now = time(NULL);
+	if (cache_reader_begin(rs->reader) == 0) {
+		struct cache_record rec;
+		const struct wire_query *q = &job->q;
+		if (cache_get(rs->reader, q->qname, q->qname_len, q->qtype, q->qclass, CACHE_PART_GENERAL, now, &rec) == 0 &&
+		    server_stale_servable(cfg, &rec)) {
+			struct wire_serve s = {
+				.ttl_override = cfg->stale_ttl,
+				.set_ad = rec.dnssec == CACHE_DNSSEC_SECURE && (q->do_bit || q->ad),
+				.rcode = -1,
+				.ede_code = WIRE_EDE_STALE_ANSWER,
+				.limit = resolver_limit(job),
+			};
+			n = q->do_bit ? wire_serve_form(rec.full, rec.full_len, q, &s, rs->scratch, sizeof rs->scratch)
+			              : wire_serve_form(rec.plain, rec.plain_len, q, &s, rs->scratch, sizeof rs->scratch);
+		}
+		cache_reader_end(rs->reader);
+	}
+	if (n == 0) {
+		resolver_fail_job(rs, job, ede);
+		return;
+	}
+	stats_inc(&rs->stats, STATS_STALE_SERVED);
+	resolver_return(rs, job, rs->scratch, n);
+}
+
+/* Whether the cache still holds an entry for the question (stale or
+ * fresh): a failed refresh must not replace it with a SERVFAIL. */
+static bool resolver_has_entry(struct resolver *rs, const struct wire_query *q)
+{
+	bool found = false;
+	if (cache_reader_begin(rs->reader) == 0) {
+		struct cache_record rec;
+		found = cache_get(rs->reader, q->qname, q->qname_len, q->qtype, q->qclass, CACHE_PART_GENERAL,
+		                  time(NULL), &rec) == 0 && rec.rcode != WIRE_RCODE_SERVFAIL;
+		cache_reader_end(rs->reader);
+	}
+	return found;
 }
 
 static void inflight_unlink(struct resolver *rs, struct inflight *f)
@@ -665,28 +956,125 @@ static void inflight_unlink(struct resolver *rs, struct inflight *f)
 		pp = &(*pp)->next;
 	if (*pp == f)
 		*pp = f->next;
-	rs->inflight_count--;
+	atomic_fetch_sub(&rs->inflight_count, 1);
 }
 
-/* The TTL an answer is kept for, from what the answer says and the
- * configured clamps. */
-static uint32_t resolver_entry_ttl(const struct config *cfg, const struct wire_answer_info *info,
-                                   enum recurse_security sec)
+/* ---- MX targets: their A/AAAA belong with the mail data ---- */
+
+static uint64_t mx_target_hash(const uint8_t *name, size_t len)
 {
-	uint32_t ttl;
+	uint64_t h = 14695981039346656037ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ name[i]) * 1099511628211ull;
+	return h | 1; /* 0 marks an empty slot */
+}
+
+static void mx_target_add(void *arg, const uint8_t *name, size_t len)
+{
+	struct resolver *rs = arg;
+	/* A full table starts over: the names come back with the next MX
+	 * lookups, and an open-addressing table never needs deletions. */
+	if (rs->mx_target_count >= SERVER_MX_TARGETS * 3 / 4) {
+		memset(rs->mx_targets, 0, sizeof rs->mx_targets);
+		rs->mx_target_count = 0;
+	}
+	uint64_t h = mx_target_hash(name, len);
+	for (size_t i = h % SERVER_MX_TARGETS;; i = (i + 1) % SERVER_MX_TARGETS) {
+		if (rs->mx_targets[i] == h)
+			return;
+		if (rs->mx_targets[i] == 0) {
+			rs->mx_targets[i] = h;
+			rs->mx_target_count++;
+			return;
+		}
+	}
+}
+
+static bool mx_target_known(const struct resolver *rs, const uint8_t *name, size_t len)
+{
+	uint64_t h = mx_target_hash(name, len);
+	for (size_t i = h % SERVER_MX_TARGETS;; i = (i + 1) % SERVER_MX_TARGETS) {
+		if (rs->mx_targets[i] == h)
+			return true;
+		if (rs->mx_targets[i] == 0)
+			return false;
+	}
+}
+
+static enum cache_partition resolver_partition(const struct resolver *rs, const struct wire_query *q)
+{
+	enum cache_partition p = server_partition_hint(rs->server, q);
+	if (p == CACHE_PART_GENERAL && (q->qtype == WIRE_TYPE_A || q->qtype == WIRE_TYPE_AAAA) &&
+	    mx_target_known(rs, q->qname, q->qname_len))
+		p = CACHE_PART_MAIL;
+	return p;
+}
+
+/* The TTL clamps for a question: its partition's, overridden by a per-type
+ * entry, with 0 maxima meaning the global ones and a DNSBL zone's own
+ * negative floor. */
+static struct config_ttl_policy resolver_ttl_policy(const struct resolver *rs, const struct wire_query *q,
+                                                    enum cache_partition part)
+{
+	const struct config *cfg = rs->server->cfg;
+	const struct config_partition *cp = &cfg->partitions[part];
+	struct config_ttl_policy pol = cp->ttl;
+	for (unsigned i = 0; i < cp->type_count; i++)
+		if (cp->types[i].qtype == q->qtype)
+			pol = cp->types[i].ttl;
+	if (pol.max_ttl == 0)
+		pol.max_ttl = cfg->max_ttl;
+	if (pol.negative_max_ttl == 0)
+		pol.negative_max_ttl = cfg->negative_max_ttl;
+	if (part == CACHE_PART_DNSBL) {
+		int z = server_dnsbl_zone(rs->server, q->qname, q->qname_len);
+		if (z >= 0 && cfg->dnsbl_zones[z].negative_min_ttl > 0)
+			pol.negative_min_ttl = cfg->dnsbl_zones[z].negative_min_ttl;
+	}
+	if (pol.min_ttl > pol.max_ttl)
+		pol.min_ttl = pol.max_ttl;
+	if (pol.negative_min_ttl > pol.negative_max_ttl)
+		pol.negative_min_ttl = pol.negative_max_ttl;
+	return pol;
+}
+
+static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* How long an answer is kept, after the TTL policy; the forms' TTLs are
+ * clamped the same way so served TTLs agree with the entry's life. */
+static uint32_t resolver_entry_ttl(struct resolver *rs, const struct wire_query *q, enum cache_partition part,
+                                   const struct wire_answer_info *info, enum recurse_security sec,
+                                   size_t full_len, size_t plain_len)
+{
+	const struct config *cfg = rs->server->cfg;
+	struct config_ttl_policy pol = resolver_ttl_policy(rs, q, part);
+	uint32_t ttl, lo, hi;
 	if (info->rcode != WIRE_RCODE_NOERROR && info->rcode != WIRE_RCODE_NXDOMAIN)
-		ttl = cfg->servfail_ttl;
-	else if (info->negative)
-		ttl = info->has_soa ? (info->ttl < cfg->negative_max_ttl ? info->ttl : cfg->negative_max_ttl) : 0;
-	else
-		ttl = info->ttl < cfg->max_ttl ? info->ttl : cfg->max_ttl;
+		return cfg->servfail_ttl;
+	if (info->negative) {
+		if (!info->has_soa)
+			return 0; /* RFC 2308 §5: no SOA, no negative caching */
+		lo = pol.negative_min_ttl;
+		hi = pol.negative_max_ttl;
+	} else {
+		lo = pol.min_ttl;
+		hi = pol.max_ttl;
+	}
+	ttl = clamp_u32(info->ttl, lo, hi);
 	if (sec == RECURSE_BOGUS && ttl > SERVER_BOGUS_TTL)
 		ttl = SERVER_BOGUS_TTL;
+	if (lo > 0 || hi < UINT32_MAX) {
+		wire_form_clamp_ttls(rs->form_full, full_len, lo, hi);
+		wire_form_clamp_ttls(rs->form_plain, plain_len, lo, hi);
+	}
 	return ttl;
 }
 
-static void resolver_store(struct resolver *rs, const struct wire_query *q, uint32_t ttl, uint8_t dnssec,
-                           uint8_t rcode, size_t full_len, size_t plain_len)
+static void resolver_store(struct resolver *rs, const struct wire_query *q, enum cache_partition part,
+                           uint32_t ttl, uint8_t dnssec, uint8_t rcode, size_t full_len, size_t plain_len)
 {
 	if (ttl == 0)
 		return;
@@ -699,7 +1087,7 @@ static void resolver_store(struct resolver *rs, const struct wire_query *q, uint
 		.expires = now + ttl,
 		.stale_until = now + ttl + rs->server->cfg->stale_window,
 		.last_hit = now,
-		.partition = (uint8_t)server_partition_for(q->qtype),
+		.partition = (uint8_t)part,
 		.full = rs->form_full,
 		.full_len = (uint32_t)full_len,
 		.plain = rs->form_plain,
@@ -727,14 +1115,14 @@ static void resolver_on_result(void *arg, int rcode, const uint8_t *pkt, size_t 
 {
 	struct inflight *f = arg;
 	struct resolver *rs = f->resolver;
-	const struct config *cfg = rs->server->cfg;
 	inflight_unlink(rs, f);
-	rs->resolved++;
+	if (f->prefetch)
+		rs->prefetch_count--;
+	stats_inc(&rs->stats, STATS_RESOLUTIONS);
 
-	struct server_job *first = f->waiters;
+	/* The question rebuilt from the key: waiters that timed out are gone,
+	 * and the answer is stored even when nobody waits any more. */
 	struct wire_query key_q;
-	/* The question as first asked; waiters that timed out are gone, so
-	 * rebuild it from the key when there is nobody left. */
 	memset(&key_q, 0, sizeof key_q);
 	key_q.qname_len = (uint16_t)(f->key_len - 4);
 	memcpy(key_q.qname, f->key, key_q.qname_len);
@@ -742,34 +1130,48 @@ static void resolver_on_result(void *arg, int rcode, const uint8_t *pkt, size_t 
 	key_q.qtype = (uint16_t)(f->key[key_q.qname_len] << 8 | f->key[key_q.qname_len + 1]);
 	key_q.qclass = (uint16_t)(f->key[key_q.qname_len + 2] << 8 | f->key[key_q.qname_len + 3]);
 	key_q.has_question = true;
-	(void)first;
 
 	size_t full_len = 0, plain_len = 0;
 	struct wire_answer_info info;
-	int ok;
+	int ok = -1;
 	uint8_t dnssec = sec == RECURSE_SECURE ? CACHE_DNSSEC_SECURE
 	               : sec == RECURSE_BOGUS ? CACHE_DNSSEC_BOGUS : CACHE_DNSSEC_INSECURE;
 	if (rcode == 0 && pkt != NULL) {
 		ok = wire_prepare_forms(pkt, len, &key_q, rs->form_full, &full_len, rs->form_plain, &plain_len, &info);
 		if (ok < 0)
 			log_debug("unusable answer from libunbound (%zu bytes)", len);
-	} else {
-		ok = -1;
 	}
+	bool failed = ok < 0 || (info.rcode != WIRE_RCODE_NOERROR && info.rcode != WIRE_RCODE_NXDOMAIN);
 	if (ok < 0) {
-		rs->servfails++;
 		dnssec = CACHE_DNSSEC_INDETERMINATE;
 		ok = resolver_servfail_forms(rs, &key_q, &full_len, &plain_len, &info);
 	}
-	if (ok == 0)
-		resolver_store(rs, &key_q, resolver_entry_ttl(cfg, &info, sec), dnssec, info.rcode, full_len, plain_len);
+	if (failed)
+		stats_inc(&rs->stats, STATS_SERVFAIL);
+	if (dnssec == CACHE_DNSSEC_BOGUS)
+		stats_inc(&rs->stats, STATS_BOGUS);
+	enum cache_partition part = resolver_partition(rs, &key_q);
+	if (ok == 0 && !failed && key_q.qtype == WIRE_TYPE_MX && rs->server->cfg->partitions[CACHE_PART_MAIL].quota != UINT64_MAX)
+		wire_form_answer_names(rs->form_plain, plain_len, WIRE_TYPE_MX, mx_target_add, rs);
+	/* A failed refresh keeps the entry it would replace: that is what
+	 * serve-stale answers from. */
+	bool keep_old = failed && rs->server->cfg->serve_stale && resolver_has_entry(rs, &key_q);
+	if (ok == 0 && !keep_old)
+		resolver_store(rs, &key_q, part,
+		               resolver_entry_ttl(rs, &key_q, part, &info, sec, full_len, plain_len),
+		               dnssec, info.rcode, full_len, plain_len);
 
 	int64_t now = time(NULL);
 	struct server_job *job = f->waiters;
 	while (job != NULL) {
 		struct server_job *next = job->next;
 		size_t n = 0;
-		size_t limit = job->transport == SERVER_UDP ? wire_udp_limit(&job->q) : WIRE_MAX_MSG;
+		size_t limit = resolver_limit(job);
+		if (failed && job->stale_ok) {
+			resolver_serve_stale(rs, job, WIRE_EDE_NONE);
+			job = next;
+			continue;
+		}
 		if (ok < 0) {
 			n = wire_build_error(&job->q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, rs->scratch, limit);
 		} else if (dnssec == CACHE_DNSSEC_BOGUS && !job->q.cd) {
@@ -794,18 +1196,37 @@ static void resolver_on_result(void *arg, int rcode, const uint8_t *pkt, size_t 
 
 static void resolver_take(struct resolver *rs, struct server_job *job)
 {
+	const struct config *cfg = rs->server->cfg;
+	bool refresh = job->transport == SERVER_NONE;
 	uint8_t key[WIRE_MAX_NAME + 4];
 	size_t key_len = inflight_key(&job->q, key);
 	size_t bucket = inflight_hash(key, key_len);
 	for (struct inflight *f = rs->table[bucket]; f != NULL; f = f->next) {
 		if (f->key_len == key_len && memcmp(f->key, key, key_len) == 0) {
+			if (refresh) {
+				job_free(job);
+				return;
+			}
+			if (f->waiter_count >= cfg->max_waiters || !client_acquire(rs, job)) {
+				stats_inc(&rs->stats, STATS_OVERLOAD);
+				resolver_fail_job(rs, job, WIRE_EDE_NONE);
+				return;
+			}
 			job->next = f->waiters;
 			f->waiters = job;
-			rs->coalesced++;
+			f->waiter_count++;
+			stats_inc(&rs->stats, STATS_COALESCED);
 			return;
 		}
 	}
-	if (rs->inflight_count >= rs->server->cfg->max_pending) {
+	if (refresh) {
+		if (rs->prefetch_count >= cfg->prefetch_max ||
+		    atomic_load(&rs->inflight_count) >= cfg->max_pending / 2) {
+			job_free(job);
+			return;
+		}
+	} else if (atomic_load(&rs->inflight_count) >= cfg->max_pending || !client_acquire(rs, job)) {
+		stats_inc(&rs->stats, STATS_OVERLOAD);
 		resolver_fail_job(rs, job, WIRE_EDE_NONE);
 		return;
 	}
@@ -818,17 +1239,29 @@ static void resolver_take(struct resolver *rs, struct server_job *job)
 	f->bucket = bucket;
 	memcpy(f->key, key, key_len);
 	f->key_len = key_len;
-	job->next = NULL;
-	f->waiters = job;
+	f->prefetch = refresh;
+	if (refresh) {
+		rs->prefetch_count++;
+		stats_inc(&rs->stats, STATS_PREFETCHES);
+	} else {
+		job->next = NULL;
+		f->waiters = job;
+		f->waiter_count = 1;
+	}
 	f->next = rs->table[bucket];
 	rs->table[bucket] = f;
-	rs->inflight_count++;
+	atomic_fetch_add(&rs->inflight_count, 1);
+	struct wire_query q = job->q;
+	if (refresh)
+		job_free(job);
 	/* The callback may run before this returns (libunbound's own cache),
 	 * so f is not touched afterwards. */
-	if (recurse_submit(rs->recurse, job->q.qname, job->q.qname_len, job->q.qtype, job->q.qclass,
-	                   resolver_on_result, f) < 0) {
+	if (recurse_submit(rs->recurse, q.qname, q.qname_len, q.qtype, q.qclass, resolver_on_result, f) < 0) {
 		inflight_unlink(rs, f);
-		resolver_fail_job(rs, job, WIRE_EDE_NONE);
+		if (refresh)
+			rs->prefetch_count--;
+		else
+			resolver_fail_job(rs, f->waiters, WIRE_EDE_NONE);
 		free(f);
 	}
 }
@@ -845,7 +1278,9 @@ static void resolver_on_requests(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Clients have their own deadline: libunbound may take half a minute to
- * give up on dead servers, and nobody should wait that long for SERVFAIL. */
+ * give up on dead servers, and nobody should wait that long for SERVFAIL.
+ * A client with a stale entry gets it sooner (RFC 8767's client response
+ * timer); the recursion carries on and refreshes the entry. */
 static void resolver_on_deadlines(evutil_socket_t fd, short what, void *arg)
 {
 	struct resolver *rs = arg;
@@ -855,13 +1290,19 @@ static void resolver_on_deadlines(evutil_socket_t fd, short what, void *arg)
 			struct server_job **pp = &f->waiters;
 			while (*pp != NULL) {
 				struct server_job *job = *pp;
-				if (job->deadline_ms > now) {
+				bool stale_due = job->stale_ok && job->stale_at_ms <= now;
+				if (!stale_due && job->deadline_ms > now) {
 					pp = &job->next;
 					continue;
 				}
 				*pp = job->next;
-				rs->timeouts++;
-				resolver_fail_job(rs, job, WIRE_EDE_NO_REACHABLE_AUTHORITY);
+				f->waiter_count--;
+				if (stale_due) {
+					resolver_serve_stale(rs, job, WIRE_EDE_NO_REACHABLE_AUTHORITY);
+				} else {
+					stats_inc(&rs->stats, STATS_TIMEOUTS);
+					resolver_fail_job(rs, job, WIRE_EDE_NO_REACHABLE_AUTHORITY);
+				}
 			}
 		}
 	}
@@ -892,6 +1333,65 @@ static void *resolver_main(void *arg)
 
 /* ---- life cycle ------------------------------------------------------- */
 
+static enum acl_action server_acl_action(enum config_access_action a)
+{
+	return a == CONFIG_ACCESS_ALLOW ? ACL_ALLOW : a == CONFIG_ACCESS_DROP ? ACL_DROP : ACL_REFUSE;
+}
+
+/* The read-only lookup structures every worker shares: access control, the
+ * rate-limit exemptions and the DNSBL zones in wire form. */
+static int server_build_policy(struct server *s, char *err, size_t errlen)
+{
+	const struct config *cfg = s->cfg;
+	char why[256];
+	s->acl = acl_new(server_acl_action(cfg->access_default));
+	if (s->acl == NULL)
+		goto nomem;
+	for (unsigned i = 0; i < cfg->access_rule_count; i++) {
+		const struct config_access_rule *r = &cfg->access_rules[i];
+		if (acl_add(s->acl, r->network, server_acl_action(r->action), why, sizeof why) < 0) {
+			snprintf(err, errlen, "%s:%u: %s", cfg->path, r->line, why);
+			return -1;
+		}
+	}
+	if (cfg->ratelimit_exempt_count > 0) {
+		s->ratelimit_exempt = acl_new(ACL_REFUSE);
+		if (s->ratelimit_exempt == NULL)
+			goto nomem;
+		for (unsigned i = 0; i < cfg->ratelimit_exempt_count; i++) {
+			const struct config_access_rule *r = &cfg->ratelimit_exempt[i];
+			if (acl_add(s->ratelimit_exempt, r->network, ACL_ALLOW, why, sizeof why) < 0) {
+				snprintf(err, errlen, "%s:%u: %s", cfg->path, r->line, why);
+				return -1;
+			}
+		}
+	}
+	for (unsigned i = 0; i < cfg->dnsbl_zone_count; i++) {
+		size_t n = wire_name_from_text(cfg->dnsbl_zones[i].name, s->dnsbl_zone[s->dnsbl_zone_count]);
+		if (n == 0) {
+			snprintf(err, errlen, "dnsbl zone '%s' is not a domain name", cfg->dnsbl_zones[i].name);
+			return -1;
+		}
+		s->dnsbl_zone_len[s->dnsbl_zone_count++] = n;
+	}
+	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+void server_get_stats(struct server *s, uint64_t *out, uint64_t *inflight)
+{
+	struct stats_block *blocks[257];
+	size_t n = 0;
+	blocks[n++] = &s->resolver.stats;
+	for (unsigned i = 0; i < s->worker_count && n < sizeof blocks / sizeof blocks[0]; i++)
+		if (s->workers[i] != NULL)
+			blocks[n++] = &s->workers[i]->stats;
+	stats_merge(blocks, n, out);
+	*inflight = atomic_load(&s->resolver.inflight_count);
+}
+
 struct server *server_new(const struct config *cfg, struct cache *cache, char *err, size_t errlen)
 {
 	struct server *s = calloc(1, sizeof *s);
@@ -914,6 +1414,8 @@ struct server *server_new(const struct config *cfg, struct cache *cache, char *e
 	for (unsigned w = 0; w < s->worker_count; w++)
 		for (unsigned l = 0; l < CONFIG_MAX_LISTEN; l++)
 			s->udp_fds[w][l] = s->tcp_fds[w][l] = -1;
+	if (server_build_policy(s, err, errlen) < 0)
+		goto fail;
 	for (unsigned w = 0; w < s->worker_count; w++) {
 		for (unsigned l = 0; l < cfg->listen_count; l++) {
 			s->udp_fds[w][l] = server_bind(&cfg->listen[l], SOCK_DGRAM, err, errlen);
@@ -946,6 +1448,26 @@ static int worker_setup(struct server *s, unsigned index, char *err, size_t errl
 	if (w->base == NULL || w->reader == NULL || job_queue_init(&w->done) < 0) {
 		snprintf(err, errlen, "worker %u: cannot create its event loop or cache reader", index);
 		return -1;
+	}
+	const struct config *cfg = s->cfg;
+	if (cfg->ratelimit_qps > 0) {
+		/* SO_REUSEPORT spreads a prefix's datagrams over every worker, so
+		 * each enforces its share of the limit. */
+		unsigned n = s->worker_count;
+		unsigned burst = cfg->ratelimit_burst ? cfg->ratelimit_burst : cfg->ratelimit_qps;
+		struct ratelimit_options ro = {
+			.qps = (cfg->ratelimit_qps + n - 1) / n,
+			.burst = (burst + n - 1) / n,
+			.slip = cfg->ratelimit_slip,
+			.v4_prefix = cfg->ratelimit_v4_prefix,
+			.v6_prefix = cfg->ratelimit_v6_prefix,
+			.table_size = 65536,
+		};
+		w->ratelimit = ratelimit_new(&ro);
+		if (w->ratelimit == NULL) {
+			snprintf(err, errlen, "worker %u: cannot create its rate-limit table", index);
+			return -1;
+		}
 	}
 	w->done.wake_ev = event_new(w->base, w->done.wake_fd, EV_READ | EV_PERSIST, worker_on_done, w);
 	if (w->done.wake_ev == NULL || event_add(w->done.wake_ev, NULL) < 0)
@@ -987,6 +1509,11 @@ int server_start(struct server *s, char *err, size_t errlen)
 	rs->recurse = recurse_new(rs->base, &ro, err, errlen);
 	if (rs->recurse == NULL)
 		return -1;
+	rs->reader = cache_reader_new(s->cache);
+	if (rs->reader == NULL) {
+		snprintf(err, errlen, "cannot create the resolver's cache reader");
+		return -1;
+	}
 	rs->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	rs->requests.wake_ev = event_new(rs->base, rs->requests.wake_fd, EV_READ | EV_PERSIST, resolver_on_requests, rs);
 	rs->stop_ev = rs->stop_fd >= 0 ? event_new(rs->base, rs->stop_fd, EV_READ, resolver_on_stop, rs) : NULL;
@@ -1026,7 +1553,7 @@ void server_stop(struct server *s)
 	ssize_t n = write(rs->stop_fd, &one, sizeof one);
 	(void)n;
 	pthread_join(rs->thread, NULL);
-	for (unsigned i = 0; i < s->worker_count; i++) {
+	for (unsigned i = 0; i < s->workers_running; i++) {
 		struct worker *w = s->workers[i];
 		/* The wake-up makes the worker send the replies the resolver handed
 		 * back on its way out, then leave its loop. */
@@ -1038,9 +1565,6 @@ void server_stop(struct server *s)
 		struct worker *w = s->workers[i];
 		pthread_join(w->thread, NULL);
 		worker_on_done(-1, 0, w);
-		log_info("worker %u: %llu queries, %llu cache hits, %llu misses, %llu malformed", i,
-		         (unsigned long long)w->queries, (unsigned long long)w->hits,
-		         (unsigned long long)w->misses, (unsigned long long)w->errors);
 	}
 	/* Queries taken after the resolver left get no answer; free them. */
 	struct server_job *late = job_queue_take_all(&rs->requests);
@@ -1051,9 +1575,16 @@ void server_stop(struct server *s)
 		job_free(late);
 		late = next;
 	}
-	log_info("resolver: %llu resolutions, %llu coalesced, %llu client timeouts, %llu failures",
-	         (unsigned long long)rs->resolved, (unsigned long long)rs->coalesced,
-	         (unsigned long long)rs->timeouts, (unsigned long long)rs->servfails);
+	uint64_t st[STATS_COUNT], inflight;
+	server_get_stats(s, st, &inflight);
+	log_info("served %llu queries: %llu cache hits, %llu misses, %llu stale, %llu malformed, %llu refused, "
+	         "%llu rate-limited; %llu resolutions, %llu coalesced, %llu timeouts, %llu failures",
+	         (unsigned long long)st[STATS_QUERIES], (unsigned long long)st[STATS_CACHE_HITS],
+	         (unsigned long long)st[STATS_CACHE_MISSES], (unsigned long long)st[STATS_STALE_SERVED],
+	         (unsigned long long)st[STATS_MALFORMED], (unsigned long long)st[STATS_REFUSED],
+	         (unsigned long long)st[STATS_RATELIMITED], (unsigned long long)st[STATS_RESOLUTIONS],
+	         (unsigned long long)st[STATS_COALESCED], (unsigned long long)st[STATS_TIMEOUTS],
+	         (unsigned long long)st[STATS_SERVFAIL]);
 }
 
 static void worker_free(struct worker *w)
@@ -1072,6 +1603,7 @@ static void worker_free(struct worker *w)
 			evconnlistener_free(w->tcp_listener[l]);
 	}
 	job_queue_destroy(&w->done);
+	ratelimit_free(w->ratelimit);
 	if (w->reader != NULL)
 		cache_reader_free(w->reader);
 	if (w->base != NULL)
@@ -1086,6 +1618,16 @@ void server_free(struct server *s)
 	struct resolver *rs = &s->resolver;
 	if (rs->recurse != NULL)
 		recurse_free(rs->recurse);
+	if (rs->reader != NULL)
+		cache_reader_free(rs->reader);
+	for (size_t b = 0; b < SERVER_CLIENT_BUCKETS; b++)
+		while (rs->clients[b] != NULL) {
+			struct client_count *c = rs->clients[b];
+			rs->clients[b] = c->next;
+			free(c);
+		}
+	acl_free(s->acl);
+	acl_free(s->ratelimit_exempt);
 	for (size_t b = 0; b < SERVER_INFLIGHT_BUCKETS; b++) {
 		while (rs->table[b] != NULL) {
 			struct inflight *f = rs->table[b];

@@ -5,6 +5,7 @@
 #define MXR_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 struct cache;
@@ -23,6 +24,11 @@ int server_start(struct server *s, char *err, size_t errlen);
 /* Stop taking queries, answer the questions in flight with SERVFAIL,
  * send what is queued, and join every thread.  Safe to call once. */
 void server_stop(struct server *s);
+
+/* Merge every thread's counters into out[STATS_COUNT] (see stats.h), and
+ * report the questions in flight now in *inflight.  Any thread, any time
+ * after server_start. */
+void server_get_stats(struct server *s, uint64_t *out, uint64_t *inflight);
 
 /* Close the sockets and free everything.  Accepts NULL. */
 void server_free(struct server *s);

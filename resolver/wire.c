@@ -370,6 +370,14 @@ size_t wire_build_error(const struct wire_query *q, int rcode, int ede_code,
 	return p;
 }
 
+size_t wire_build_truncated(const struct wire_query *q, uint8_t *out, size_t cap)
+{
+	size_t n = wire_build_error(q, WIRE_RCODE_NOERROR, WIRE_EDE_NONE, NULL, out, cap);
+	if (n > 0)
+		out[2] |= 0x02; /* TC */
+	return n;
+}
+
 size_t wire_build_any_refusal(const struct wire_query *q, uint8_t *out, size_t cap)
 {
 	static const uint8_t hinfo[] = { 7, 'R', 'F', 'C', '8', '4', '8', '2', 0 };
@@ -774,6 +782,80 @@ int wire_form_message(const uint8_t *form, size_t form_len, const uint8_t **msg,
 		return -1;
 	*msg = form + off;
 	*msg_len = mlen;
+	return 0;
+}
+
+int wire_form_answer_names(const uint8_t *form, size_t form_len, uint16_t rrtype,
+                           void (*fn)(void *arg, const uint8_t *name, size_t name_len), void *arg)
+{
+	/* Where the name sits in each type's RDATA: after a 2-byte preference
+	 * for MX, at the start for the others. */
+	size_t skip;
+	switch (rrtype) {
+	case WIRE_TYPE_MX: skip = 2; break;
+	case WIRE_TYPE_CNAME:
+	case WIRE_TYPE_NS:
+	case WIRE_TYPE_PTR: skip = 0; break;
+	default: return -1;
+	}
+	const uint8_t *msg;
+	size_t mlen;
+	if (wire_form_message(form, form_len, &msg, &mlen) < 0)
+		return -1;
+	size_t pos = WIRE_HEADER_LEN;
+	unsigned qd = rd16(msg + 4), an = rd16(msg + 6);
+	for (unsigned i = 0; i < qd; i++) {
+		if (name_read(msg, mlen, &pos, NULL, NULL) < 0 || pos + 4 > mlen)
+			return -1;
+		pos += 4;
+	}
+	int found = 0;
+	for (unsigned i = 0; i < an; i++) {
+		if (name_read(msg, mlen, &pos, NULL, NULL) < 0 || pos + 10 > mlen)
+			return -1;
+		uint16_t type = rd16(msg + pos);
+		size_t rdlen = rd16(msg + pos + 8);
+		size_t rd = pos + 10;
+		if (rd + rdlen > mlen)
+			return -1;
+		if (type == rrtype && rdlen > skip) {
+			uint8_t name[WIRE_MAX_NAME];
+			size_t nlen, np = rd + skip;
+			if (name_read(msg, mlen, &np, name, &nlen) < 0 || np > rd + rdlen)
+				return -1;
+			for (size_t k = 0; k < nlen; k++)
+				name[k] = lower(name[k]);
+			fn(arg, name, nlen);
+			found++;
+		}
+		pos = rd + rdlen;
+	}
+	return found;
+}
+
+int wire_form_clamp_ttls(uint8_t *form, size_t form_len, uint32_t min_ttl, uint32_t max_ttl)
+{
+	const uint8_t *msg;
+	size_t mlen;
+	if (wire_form_message(form, form_len, &msg, &mlen) < 0)
+		return -1;
+	size_t count = rd16(form + 2);
+	uint8_t *m = form + (msg - form);
+	/* Check every offset first so a bad table changes nothing. */
+	for (size_t i = 0; i < count; i++) {
+		size_t off = rd16(form + 4 + 2 * i);
+		if (off < WIRE_HEADER_LEN || mlen < 4 || off > mlen - 4)
+			return -1;
+	}
+	for (size_t i = 0; i < count; i++) {
+		size_t off = rd16(form + 4 + 2 * i);
+		uint32_t t = rd32(m + off);
+		if (t < min_ttl)
+			t = min_ttl;
+		if (max_ttl != 0 && t > max_ttl)
+			t = max_ttl;
+		wr32(m + off, t);
+	}
 	return 0;
 }
 

@@ -68,6 +68,7 @@
 #define WIRE_EDE_BLOCKED 15
 #define WIRE_EDE_FILTERED 17
 #define WIRE_EDE_NO_REACHABLE_AUTHORITY 22
+#define WIRE_EDE_PROHIBITED 18
 #define WIRE_EDE_NOT_SUPPORTED 21
 
 enum wire_parse_status {
@@ -112,6 +113,11 @@ size_t wire_udp_limit(const struct wire_query *q);
 size_t wire_build_error(const struct wire_query *q, int rcode, int ede_code,
                         const char *ede_text, uint8_t *out, size_t cap);
 
+/* Build an empty reply with TC set (header, question, OPT when q has EDNS):
+ * what rate limiting "slips" so that a real client retries over TCP.
+ * Returns the length or 0. */
+size_t wire_build_truncated(const struct wire_query *q, uint8_t *out, size_t cap);
+
 /* Build the RFC 8482 minimal answer to an ANY query: one synthesized HINFO
  * "RFC8482" "" at the question's name, TTL 3600.  Returns the length or 0. */
 size_t wire_build_any_refusal(const struct wire_query *q, uint8_t *out, size_t cap);
@@ -155,6 +161,19 @@ struct wire_serve {
  * Returns the length, or 0 if the form is malformed or cap is too small. */
 size_t wire_serve_form(const uint8_t *form, size_t form_len, const struct wire_query *q,
                        const struct wire_serve *s, uint8_t *out, size_t cap);
+
+/* Clamp every TTL stored in form (in place) to [min_ttl, max_ttl]; max_ttl 0
+ * means no upper bound.  Used when a TTL policy stretches or caps what the
+ * authority published, so that served TTLs agree with how long the entry
+ * lives.  Returns 0, or -1 if the form is malformed (then nothing changed). */
+int wire_form_clamp_ttls(uint8_t *form, size_t form_len, uint32_t min_ttl, uint32_t max_ttl);
+
+/* Call fn(arg, name, name_len) for the domain name inside the RDATA of every
+ * answer-section record of type rrtype in form (MX exchange, CNAME target,
+ * NS, PTR), decompressed and lower-cased.  Returns the number of names, or
+ * -1 if the form is malformed or rrtype has no single name to give. */
+int wire_form_answer_names(const uint8_t *form, size_t form_len, uint16_t rrtype,
+                           void (*fn)(void *arg, const uint8_t *name, size_t name_len), void *arg);
 
 /* The message inside a form (for inspection and tests): sets *msg, *msg_len.
  * Returns 0, or -1 if the form is malformed. */

@@ -944,6 +944,624 @@ static void test_cache_suffix_keys_are_contiguous(void)
 	tmp_teardown();
 }
 
+/* ---- inspection and control ---- */
+
+/* What a walk saw, as dotted names, for the walk and flush tests. */
+#define SEEN_MAX 4096
+
+struct seen {
+	int n;
+	int stop_after;         /* return non-zero from the callback on this visit; 0 = never */
+	int bad;                /* callbacks with arguments that make no sense */
+	char name[SEEN_MAX][64];
+	uint16_t qtype[SEEN_MAX];
+	uint16_t qclass[SEEN_MAX];
+	uint8_t part[SEEN_MAX];
+	uint32_t full_len[SEEN_MAX];
+};
+
+/* Wire form -> "www.example.com" ("." for the root); returns 0, or -1 if it
+ * does not fit or is malformed. */
+static int dotted(char *out, size_t cap, const uint8_t *q, size_t qlen)
+{
+	size_t i = 0, o = 0;
+	if (qlen == 1 && q[0] == 0) {
+		snprintf(out, cap, ".");
+		return 0;
+	}
+	while (i < qlen && q[i] != 0) {
+		size_t l = q[i++];
+		if (i + l > qlen || o + l + 2 > cap)
+			return -1;
+		if (o)
+			out[o++] = '.';
+		memcpy(out + o, q + i, l);
+		o += l;
+		i += l;
+	}
+	if (i + 1 != qlen)
+		return -1;
+	out[o] = '\0';
+	return 0;
+}
+
+static int seen_cb(void *arg, const uint8_t *qname, size_t qname_len, uint16_t qtype,
+                   uint16_t qclass, const struct cache_record *rec)
+{
+	struct seen *s = arg;
+	if (s->n >= SEEN_MAX) {
+		s->bad++;
+		return 1;
+	}
+	if (dotted(s->name[s->n], sizeof s->name[s->n], qname, qname_len) != 0 || rec == NULL ||
+	    rec->partition >= CACHE_PART_COUNT || (rec->full_len && rec->full == NULL))
+		s->bad++;
+	s->qtype[s->n] = qtype;
+	s->qclass[s->n] = qclass;
+	s->part[s->n] = rec ? rec->partition : 255;
+	s->full_len[s->n] = rec ? rec->full_len : 0;
+	s->n++;
+	return s->stop_after && s->n >= s->stop_after;
+}
+
+/* How many visits had this name (and qtype, unless 0). */
+static int seen_count(const struct seen *s, const char *name, uint16_t qtype)
+{
+	int n = 0;
+	for (int i = 0; i < s->n; i++)
+		if (strcmp(s->name[i], name) == 0 && (qtype == 0 || s->qtype[i] == qtype))
+			n++;
+	return n;
+}
+
+static int walk_name(struct cache *c, const char *suffix, int partition, struct seen *s)
+{
+	uint8_t q[256];
+	size_t ql = wname(q, suffix);
+	memset(s, 0, sizeof *s);
+	return cache_walk(c, q, ql, partition, time(NULL), seen_cb, s);
+}
+
+static int lookup_name(struct cache *c, const char *name, uint16_t qtype, uint16_t qclass,
+                       int64_t now, struct cache_record *out, uint8_t *buf, size_t cap)
+{
+	uint8_t q[256];
+	size_t ql = wname(q, name);
+	return cache_lookup(c, q, ql, qtype, qclass, now, out, buf, cap);
+}
+
+static int flush_name(struct cache *c, const char *name, int qtype)
+{
+	uint8_t q[256];
+	size_t ql = wname(q, name);
+	return cache_flush_name(c, q, ql, qtype);
+}
+
+static int flush_suffix(struct cache *c, const char *name)
+{
+	uint8_t q[256];
+	size_t ql = wname(q, name);
+	return cache_flush_suffix(c, q, ql);
+}
+
+static void test_cache_walk_visits_suffix_only(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	static struct seen s;
+	make_rec(&t, 1, 30, 20, now, 600, CACHE_PART_GENERAL);
+	CU_ASSERT(put_name(c, "example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "example.com", 28, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "www.example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "badexample.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "example.community", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "com", 2, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "examplf.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "example.net", 1, &t.rec) == 0);
+	make_rec(&t, 2, 40, 10, now, 600, CACHE_PART_MAIL);
+	CU_ASSERT(put_name(c, "a.b.example.com", 15, &t.rec) == 0);
+	cache_flush_writes(c);
+
+	/* The name itself and what is under it, in every partition. */
+	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 4);
+	CU_ASSERT(s.n == 4 && s.bad == 0);
+	CU_ASSERT(seen_count(&s, "example.com", 1) == 1);
+	CU_ASSERT(seen_count(&s, "example.com", 28) == 1);
+	CU_ASSERT(seen_count(&s, "www.example.com", 1) == 1);
+	CU_ASSERT(seen_count(&s, "a.b.example.com", 15) == 1);
+	CU_ASSERT(seen_count(&s, "badexample.com", 0) == 0);
+	CU_ASSERT(seen_count(&s, "example.community", 0) == 0);
+	for (int i = 0; i < s.n; i++) {
+		CU_ASSERT(s.qclass[i] == 1);
+		if (strcmp(s.name[i], "a.b.example.com") == 0)
+			CU_ASSERT(s.part[i] == CACHE_PART_MAIL && s.full_len[i] == 40);
+	}
+	/* Suffixes match case-insensitively, like gets. */
+	CU_ASSERT(walk_name(c, "EXAMPLE.Com", -1, &s) == 4);
+	/* com: everything but example.community and example.net. */
+	CU_ASSERT(walk_name(c, "com", -1, &s) == 7);
+	CU_ASSERT(seen_count(&s, "com", 2) == 1);
+	CU_ASSERT(seen_count(&s, "badexample.com", 1) == 1);
+	CU_ASSERT(seen_count(&s, "examplf.com", 1) == 1);
+	CU_ASSERT(seen_count(&s, "example.community", 0) == 0);
+	CU_ASSERT(walk_name(c, "www.example.com", -1, &s) == 1);
+	CU_ASSERT(walk_name(c, "b.example.com", -1, &s) == 1);
+	CU_ASSERT(walk_name(c, "nothere.example.com", -1, &s) == 0);
+	CU_ASSERT(walk_name(c, "community", -1, &s) == 1);
+	CU_ASSERT(walk_name(c, "org", -1, &s) == 0);
+	/* A malformed suffix is refused. */
+	const uint8_t bad[] = { 5, 'a', 'b', 0 };
+	CU_ASSERT(cache_walk(c, bad, sizeof bad, -1, now, seen_cb, &s) == -1);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_walk_root_visits_everything(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	char name[64];
+	static struct seen s;
+	/* More than one walk chunk, so the walk renews its snapshot on the way. */
+	const int n = 1000;
+	for (int i = 0; i < n; i++) {
+		make_rec(&t, (uint32_t)i, 20, 10, now, 600, (enum cache_partition)(i % CACHE_PART_COUNT));
+		snprintf(name, sizeof name, "n%04d.example.org", i);
+		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+	}
+	/* Stale, and past stale_until but not evicted yet: both shown. */
+	make_rec(&t, 1, 20, 10, now - 1000, 100, CACHE_PART_GENERAL);
+	t.rec.stale_until = now + 100;
+	CU_ASSERT(put_name(c, "stale.example.net", 1, &t.rec) == 0);
+	make_rec(&t, 2, 20, 10, now - 1000, 100, CACHE_PART_GENERAL);
+	t.rec.stale_until = now - 100;
+	CU_ASSERT(put_name(c, "expired.example.net", 1, &t.rec) == 0);
+	cache_close(c);
+
+	/* And one damaged value, which is skipped. */
+	MDB_env *env = raw_open();
+	CU_ASSERT_FATAL(env != NULL);
+	uint8_t key[300];
+	size_t klen = test_key(key, "damaged.example.net", 1, 1);
+	CU_ASSERT(raw_put(env, "general", key, klen, "\1\0\0", 3) == 0);
+	mdb_env_close(env);
+
+	c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	const uint8_t root[] = { 0 };
+	memset(&s, 0, sizeof s);
+	CU_ASSERT(cache_walk(c, root, sizeof root, -1, now, seen_cb, &s) == n + 2);
+	CU_ASSERT(s.n == n + 2 && s.bad == 0);
+	int each_once = 1;
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof name, "n%04d.example.org", i);
+		if (seen_count(&s, name, 1) != 1)
+			each_once = 0;
+	}
+	CU_ASSERT(each_once);
+	CU_ASSERT(seen_count(&s, "stale.example.net", 1) == 1);
+	CU_ASSERT(seen_count(&s, "expired.example.net", 1) == 1);
+	CU_ASSERT(seen_count(&s, "damaged.example.net", 0) == 0);
+	/* Partition after partition, each in key order. */
+	int ordered = 1;
+	for (int i = 1; i < s.n; i++)
+		if (s.part[i] < s.part[i - 1] ||
+		    (s.part[i] == s.part[i - 1] && strcmp(s.name[i - 1], s.name[i]) >= 0 &&
+		     strstr(s.name[i], "example.org") && strstr(s.name[i - 1], "example.org")))
+			ordered = 0;
+	CU_ASSERT(ordered);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_walk_filters_partition(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	char name[64];
+	static struct seen s;
+	const int per[CACHE_PART_COUNT] = { 5, 7, 3 };
+	for (int p = 0; p < CACHE_PART_COUNT; p++)
+		for (int i = 0; i < per[p]; i++) {
+			make_rec(&t, (uint32_t)i, 20, 10, now, 600, (enum cache_partition)p);
+			snprintf(name, sizeof name, "p%d-%d.example.com", p, i);
+			CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+		}
+	cache_flush_writes(c);
+	const uint8_t root[] = { 0 };
+	for (int p = 0; p < CACHE_PART_COUNT; p++) {
+		memset(&s, 0, sizeof s);
+		CU_ASSERT(cache_walk(c, root, sizeof root, p, now, seen_cb, &s) == per[p]);
+		int all_here = 1;
+		for (int i = 0; i < s.n; i++)
+			if (s.part[i] != p || s.name[i][1] != '0' + p)
+				all_here = 0;
+		CU_ASSERT(all_here);
+	}
+	CU_ASSERT(walk_name(c, "example.com", CACHE_PART_MAIL, &s) == 7);
+	CU_ASSERT(walk_name(c, "p0-1.example.com", CACHE_PART_MAIL, &s) == 0);
+	CU_ASSERT(walk_name(c, "p0-1.example.com", CACHE_PART_GENERAL, &s) == 1);
+	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 15);
+	CU_ASSERT(walk_name(c, "example.com", CACHE_PART_COUNT, &s) == -1);
+	CU_ASSERT(walk_name(c, "example.com", -2, &s) == -1);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_walk_stops_when_fn_returns_nonzero(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	char name[64];
+	static struct seen s;
+	for (int i = 0; i < 600; i++) {
+		make_rec(&t, (uint32_t)i, 20, 10, now, 600, (enum cache_partition)(i % 2));
+		snprintf(name, sizeof name, "s%03d.example.com", i);
+		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+	}
+	cache_flush_writes(c);
+	const uint8_t root[] = { 0 };
+	memset(&s, 0, sizeof s);
+	s.stop_after = 3;
+	CU_ASSERT(cache_walk(c, root, sizeof root, -1, now, seen_cb, &s) == 3);
+	CU_ASSERT(s.n == 3);
+	/* Across a snapshot renewal and a partition boundary too. */
+	memset(&s, 0, sizeof s);
+	s.stop_after = 400;
+	CU_ASSERT(cache_walk(c, root, sizeof root, -1, now, seen_cb, &s) == 400);
+	CU_ASSERT(s.n == 400);
+	CU_ASSERT(s.part[299] == CACHE_PART_GENERAL && s.part[300] == CACHE_PART_MAIL);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_flush_name_all_types(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	static struct seen s;
+	uint8_t q[256];
+	size_t ql = wname(q, "example.com");
+	/* Types whose first key byte equals a label length byte (256: \1,
+	 * 0x0361: \3 'a') interleave with the keys of names below. */
+	static const uint16_t types[] = { 1, 28, 256, 0x0361, 65535 };
+	make_rec(&t, 1, 20, 10, now, 600, CACHE_PART_GENERAL);
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+		CU_ASSERT(put_name(c, "example.com", types[i], &t.rec) == 0);
+	CU_ASSERT(cache_put(c, q, ql, 16, 3, &t.rec) == 0);        /* class CH */
+	make_rec(&t, 2, 20, 10, now, 600, CACHE_PART_MAIL);
+	CU_ASSERT(put_name(c, "example.com", 15, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "a.example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "abc.example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "x.a.example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "zzz.example.com", 0x0361, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "badexample.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "com", 1, &t.rec) == 0);
+	cache_flush_writes(c);
+
+	CU_ASSERT(flush_name(c, "Example.COM", -1) == 7);
+	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 4);
+	CU_ASSERT(seen_count(&s, "example.com", 0) == 0);
+	CU_ASSERT(seen_count(&s, "a.example.com", 1) == 1);
+	CU_ASSERT(seen_count(&s, "abc.example.com", 1) == 1);
+	CU_ASSERT(seen_count(&s, "x.a.example.com", 1) == 1);
+	CU_ASSERT(seen_count(&s, "zzz.example.com", 0x0361) == 1);
+	CU_ASSERT(walk_name(c, "com", -1, &s) == 6);
+	/* Nothing left to flush; a malformed name is refused. */
+	CU_ASSERT(flush_name(c, "example.com", -1) == 0);
+	const uint8_t bad[] = { 5, 'a', 'b', 0 };
+	CU_ASSERT(cache_flush_name(c, bad, sizeof bad, -1) == -1);
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	CU_ASSERT(st.entries[CACHE_PART_GENERAL] == 0);
+	CU_ASSERT(st.entries[CACHE_PART_MAIL] == 6);
+	CU_ASSERT(st.write_errors == 0);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_flush_name_one_type(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	static struct seen s;
+	uint8_t q[256];
+	size_t ql = wname(q, "example.com");
+	make_rec(&t, 1, 20, 10, now, 600, CACHE_PART_GENERAL);
+	CU_ASSERT(put_name(c, "example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "example.com", 28, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "example.com", 0x0361, &t.rec) == 0);
+	CU_ASSERT(cache_put(c, q, ql, 0x0361, 3, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "abc.example.com", 0x0361, &t.rec) == 0);   /* key: \3abc... */
+	CU_ASSERT(put_name(c, "www.example.com", 0x0361, &t.rec) == 0);
+	make_rec(&t, 2, 20, 10, now, 600, CACHE_PART_DNSBL);
+	CU_ASSERT(put_name(c, "example.com", 1, &t.rec) == 0);     /* moves it to dnsbl */
+	cache_flush_writes(c);
+
+	/* Every class of that type, nothing else. */
+	CU_ASSERT(flush_name(c, "example.com", 0x0361) == 2);
+	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 4);
+	CU_ASSERT(seen_count(&s, "example.com", 1) == 1);
+	CU_ASSERT(seen_count(&s, "example.com", 28) == 1);
+	CU_ASSERT(seen_count(&s, "abc.example.com", 0x0361) == 1);
+	CU_ASSERT(seen_count(&s, "www.example.com", 0x0361) == 1);
+	/* Found wherever it is stored. */
+	CU_ASSERT(flush_name(c, "example.com", 1) == 1);
+	CU_ASSERT(flush_name(c, "example.com", 1) == 0);
+	CU_ASSERT(flush_name(c, "example.com", 99) == 0);
+	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 3);
+	CU_ASSERT(seen_count(&s, "example.com", 28) == 1);
+	CU_ASSERT(flush_name(c, "example.com", 65536) == -1);
+	CU_ASSERT(flush_name(c, "example.com", -2) == -1);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_flush_suffix_removes_subtree_only(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(32u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	char name[64];
+	static struct seen s;
+	make_rec(&t, 1, 20, 10, now, 600, CACHE_PART_GENERAL);
+	CU_ASSERT(put_name(c, "example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "www.example.com", 28, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "badexample.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "example.community", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "com", 1, &t.rec) == 0);
+	make_rec(&t, 2, 20, 10, now, 600, CACHE_PART_MAIL);
+	CU_ASSERT(put_name(c, "a.b.example.com", 15, &t.rec) == 0);
+	make_rec(&t, 3, 20, 10, now, 600, CACHE_PART_DNSBL);
+	CU_ASSERT(put_name(c, "example.net", 1, &t.rec) == 0);
+	/* Enough under one suffix for several delete transactions. */
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof name, "h%d.big.example.org", i);
+		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+	}
+	CU_ASSERT(put_name(c, "big.example.org", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(c, "other.example.org", 1, &t.rec) == 0);
+	cache_flush_writes(c);
+
+	CU_ASSERT(flush_suffix(c, "EXAMPLE.com") == 3);
+	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 0);
+	CU_ASSERT(walk_name(c, "com", -1, &s) == 2);
+	CU_ASSERT(seen_count(&s, "badexample.com", 1) == 1);
+	CU_ASSERT(seen_count(&s, "com", 1) == 1);
+	CU_ASSERT(walk_name(c, "community", -1, &s) == 1);
+	CU_ASSERT(walk_name(c, "net", -1, &s) == 1);
+
+	CU_ASSERT(flush_suffix(c, "big.example.org") == 3001);
+	CU_ASSERT(walk_name(c, "org", -1, &s) == 1);
+	CU_ASSERT(seen_count(&s, "other.example.org", 1) == 1);
+	CU_ASSERT(flush_suffix(c, "nothere.example.org") == 0);
+
+	/* The root is everything. */
+	const uint8_t root[] = { 0 };
+	CU_ASSERT(cache_flush_suffix(c, root, sizeof root) == 5);
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	for (int p = 0; p < CACHE_PART_COUNT; p++)
+		CU_ASSERT(st.entries[p] == 0);
+	CU_ASSERT(st.write_errors == 0);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_flush_partition_leaves_others(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	char name[64];
+	const int per[CACHE_PART_COUNT] = { 5, 7, 3 };
+	for (int p = 0; p < CACHE_PART_COUNT; p++)
+		for (int i = 0; i < per[p]; i++) {
+			make_rec(&t, (uint32_t)i, 20, 10, now, 600, (enum cache_partition)p);
+			snprintf(name, sizeof name, "p%d-%d.example.com", p, i);
+			CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+		}
+	cache_flush_writes(c);
+
+	CU_ASSERT(cache_flush_partition(c, CACHE_PART_MAIL) == 7);
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	CU_ASSERT(st.entries[CACHE_PART_GENERAL] == 5);
+	CU_ASSERT(st.entries[CACHE_PART_MAIL] == 0);
+	CU_ASSERT(st.entries[CACHE_PART_DNSBL] == 3);
+	CU_ASSERT(cache_flush_partition(c, CACHE_PART_MAIL) == 0);
+	CU_ASSERT(cache_flush_partition(c, CACHE_PART_COUNT) == -1);
+
+	/* The others still answer, and the emptied one takes puts again. */
+	struct cache_reader *r = cache_reader_new(c);
+	CU_ASSERT_FATAL(r != NULL);
+	struct cache_record out;
+	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+	CU_ASSERT(get_name(r, "p0-4.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(get_name(r, "p2-0.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(get_name(r, "p1-0.example.com", 1, CACHE_PART_MAIL, now, &out) == -1);
+	cache_reader_end(r);
+	make_rec(&t, 9, 20, 10, now, 600, CACHE_PART_MAIL);
+	CU_ASSERT(put_name(c, "p1-0.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(c);
+	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+	CU_ASSERT(get_name(r, "p1-0.example.com", 1, CACHE_PART_MAIL, now, &out) == 0);
+	CU_ASSERT(rec_matches(&out, 9, 20, 10));
+	cache_reader_end(r);
+	cache_reader_free(r);
+	cache_close(c);
+
+	/* Emptied, not destroyed: the database is still there after reopening. */
+	c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	cache_get_stats(c, &st);
+	CU_ASSERT(st.set_aside == 0);
+	CU_ASSERT(st.entries[CACHE_PART_MAIL] == 1);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_flush_after_queued_put_wins(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(32u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	char name[64];
+	static struct seen s;
+	struct cache_record out;
+	uint8_t buf[256];
+	int gone = 0;
+
+	/* No cache_flush_writes between the put and the flush. */
+	for (int i = 0; i < 200; i++) {
+		make_rec(&t, (uint32_t)i, 20, 10, now, 600, (enum cache_partition)(i % 3));
+		snprintf(name, sizeof name, "q%d.example.com", i);
+		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+		CU_ASSERT(flush_name(c, name, -1) == 1);
+		gone += lookup_name(c, name, 1, 1, now, &out, buf, sizeof buf) == -1;
+	}
+	CU_ASSERT(gone == 200);
+	/* Many queued puts, so the writer is busy with them when the flush
+	 * arrives: it must still come after all of them. */
+	for (int i = 0; i < 5000; i++) {
+		make_rec(&t, (uint32_t)i, 20, 10, now, 600, CACHE_PART_GENERAL);
+		snprintf(name, sizeof name, "w%d.example.net", i);
+		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+	}
+	CU_ASSERT(flush_suffix(c, "example.net") == 5000);
+	CU_ASSERT(walk_name(c, "example.net", -1, &s) == 0);
+	make_rec(&t, 1, 20, 10, now, 600, CACHE_PART_MAIL);
+	CU_ASSERT(put_name(c, "m.example.org", 15, &t.rec) == 0);
+	CU_ASSERT(cache_flush_partition(c, CACHE_PART_MAIL) == 1);
+	/* A put after the flush returned is kept. */
+	CU_ASSERT(put_name(c, "m.example.org", 15, &t.rec) == 0);
+	cache_flush_writes(c);
+	CU_ASSERT(lookup_name(c, "m.example.org", 15, 1, now, &out, buf, sizeof buf) == 0);
+	cache_close(c);
+
+	/* And the flushes are on disk. */
+	c = open_cache(32u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	const uint8_t root[] = { 0 };
+	memset(&s, 0, sizeof s);
+	CU_ASSERT(cache_walk(c, root, sizeof root, -1, now, seen_cb, &s) == 1);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_lookup_copies_record(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	make_rec(&t, 11, 300, 120, now - 10, 300, CACHE_PART_MAIL);
+	t.rec.rcode = 3;
+	t.rec.dnssec = CACHE_DNSSEC_INSECURE;
+	CU_ASSERT(put_name(c, "mx.example.com", 15, &t.rec) == 0);
+	make_rec(&t, 12, 50, 40, now - 200, 100, CACHE_PART_GENERAL);
+	t.rec.stale_until = now + 50;
+	CU_ASSERT(put_name(c, "stale.example.com", 1, &t.rec) == 0);
+	make_rec(&t, 13, 50, 40, now - 200, 100, CACHE_PART_GENERAL);
+	t.rec.stale_until = now - 50;
+	CU_ASSERT(put_name(c, "expired.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(c);
+
+	static uint8_t buf[1024];
+	struct cache_record out;
+	memset(&out, 0, sizeof out);
+	CU_ASSERT(lookup_name(c, "MX.example.com", 15, 1, now, &out, buf, sizeof buf) == 0);
+	CU_ASSERT(out.full == buf);
+	CU_ASSERT(out.plain == buf + 300);
+	CU_ASSERT(out.rcode == 3);
+	CU_ASSERT(out.dnssec == CACHE_DNSSEC_INSECURE);
+	CU_ASSERT(out.partition == CACHE_PART_MAIL);
+	CU_ASSERT(out.stored_at == now - 10);
+	CU_ASSERT(out.ttl == 300);
+	CU_ASSERT(out.expires == now + 290);
+	CU_ASSERT(rec_matches(&out, 11, 300, 120));
+	/* Stale but within stale_until is found; beyond, and absent, not. */
+	struct cache_record st_out;
+	static uint8_t buf2[1024];
+	CU_ASSERT(lookup_name(c, "stale.example.com", 1, 1, now, &st_out, buf2, sizeof buf2) == 0);
+	CU_ASSERT(st_out.expires <= now);
+	CU_ASSERT(rec_matches(&st_out, 12, 50, 40));
+	CU_ASSERT(lookup_name(c, "expired.example.com", 1, 1, now, &st_out, buf2, sizeof buf2) == -1);
+	CU_ASSERT(lookup_name(c, "mx.example.com", 1, 1, now, &st_out, buf2, sizeof buf2) == -1);
+	CU_ASSERT(lookup_name(c, "mx.example.com", 15, 3, now, &st_out, buf2, sizeof buf2) == -1);
+	CU_ASSERT(lookup_name(c, "nothere.example.com", 15, 1, now, &st_out, buf2, sizeof buf2) == -1);
+	/* A lookup is not a hit: last_hit is untouched. */
+	cache_flush_writes(c);
+	CU_ASSERT(lookup_name(c, "mx.example.com", 15, 1, now, &st_out, buf2, sizeof buf2) == 0);
+	CU_ASSERT(st_out.last_hit == now - 10);
+	cache_close(c);
+	/* The bytes are the caller's: still right with the map gone. */
+	CU_ASSERT(rec_matches(&out, 11, 300, 120));
+	tmp_teardown();
+}
+
+static void test_cache_lookup_small_buffer(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	make_rec(&t, 21, 300, 120, now, 300, CACHE_PART_GENERAL);
+	CU_ASSERT(put_name(c, "big.example.com", 1, &t.rec) == 0);
+	make_rec(&t, 22, 0, 0, now, 300, CACHE_PART_GENERAL);
+	CU_ASSERT(put_name(c, "empty.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(c);
+
+	static uint8_t buf[420];
+	struct cache_record out;
+	memset(buf, 0xaa, sizeof buf);
+	CU_ASSERT(lookup_name(c, "big.example.com", 1, 1, now, &out, buf, 419) == -2);
+	/* The header tells how much is needed; nothing was written. */
+	CU_ASSERT(out.full == NULL && out.plain == NULL);
+	CU_ASSERT(out.full_len == 300 && out.plain_len == 120);
+	CU_ASSERT(out.ttl == 300);
+	int untouched = 1;
+	for (size_t i = 0; i < sizeof buf; i++)
+		if (buf[i] != 0xaa)
+			untouched = 0;
+	CU_ASSERT(untouched);
+	CU_ASSERT(lookup_name(c, "big.example.com", 1, 1, now, &out, NULL, 0) == -2);
+	/* Exactly enough is enough. */
+	CU_ASSERT(lookup_name(c, "big.example.com", 1, 1, now, &out, buf, 420) == 0);
+	CU_ASSERT(rec_matches(&out, 21, 300, 120));
+	/* Empty forms need no buffer at all. */
+	CU_ASSERT(lookup_name(c, "empty.example.com", 1, 1, now, &out, NULL, 0) == 0);
+	CU_ASSERT(out.full_len == 0 && out.plain_len == 0);
+	cache_close(c);
+	tmp_teardown();
+}
+
 int main(void)
 {
 	/* TEST_CACHE_DEBUG=1 shows the cache's debug lines (evictions, map full). */
@@ -973,6 +1591,22 @@ int main(void)
 	            test_cache_partition_move_removes_old_copy);
 	CU_add_test(s, "test_cache_readers_in_threads", test_cache_readers_in_threads);
 	CU_add_test(s, "test_cache_suffix_keys_are_contiguous", test_cache_suffix_keys_are_contiguous);
+	CU_add_test(s, "test_cache_walk_visits_suffix_only", test_cache_walk_visits_suffix_only);
+	CU_add_test(s, "test_cache_walk_root_visits_everything",
+	            test_cache_walk_root_visits_everything);
+	CU_add_test(s, "test_cache_walk_filters_partition", test_cache_walk_filters_partition);
+	CU_add_test(s, "test_cache_walk_stops_when_fn_returns_nonzero",
+	            test_cache_walk_stops_when_fn_returns_nonzero);
+	CU_add_test(s, "test_cache_flush_name_all_types", test_cache_flush_name_all_types);
+	CU_add_test(s, "test_cache_flush_name_one_type", test_cache_flush_name_one_type);
+	CU_add_test(s, "test_cache_flush_suffix_removes_subtree_only",
+	            test_cache_flush_suffix_removes_subtree_only);
+	CU_add_test(s, "test_cache_flush_partition_leaves_others",
+	            test_cache_flush_partition_leaves_others);
+	CU_add_test(s, "test_cache_flush_after_queued_put_wins",
+	            test_cache_flush_after_queued_put_wins);
+	CU_add_test(s, "test_cache_lookup_copies_record", test_cache_lookup_copies_record);
+	CU_add_test(s, "test_cache_lookup_small_buffer", test_cache_lookup_small_buffer);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed();

@@ -1354,6 +1354,46 @@ static void test_wire_serve_patches_ttls_by_age(void)
 	CU_ASSERT_EQUAL(dm.rr[0].ttl, 300);
 }
 
+static void test_wire_clamp_raises_floor_and_caps_ttls(void)
+{
+	struct wire_query q;
+	struct wire_answer_info info;
+	size_t flen, plen;
+	forms_positive(&q, &flen, &plen, &info);
+	/* Stored TTLs are 300, 300, 250 (RRSIG), 86400, 3600. */
+	CU_ASSERT_EQUAL_FATAL(wire_form_clamp_ttls(full_form, flen, 3000, 7200), 0);
+	struct wire_serve s = serve_default();
+	size_t n = wire_serve_form(full_form, flen, &q, &s, out, sizeof(out));
+	CU_ASSERT_EQUAL_FATAL(dec_msg(out, n, &dm), 0);
+	CU_ASSERT_EQUAL(dm.rr[0].ttl, 3000);
+	CU_ASSERT_EQUAL(dm.rr[2].ttl, 3000);
+	CU_ASSERT_EQUAL(dm.rr[3].ttl, 7200);
+	CU_ASSERT_EQUAL(dm.rr[4].ttl, 3600);
+	/* max 0 means no cap. */
+	CU_ASSERT_EQUAL_FATAL(wire_form_clamp_ttls(full_form, flen, 0, 0), 0);
+	n = wire_serve_form(full_form, flen, &q, &s, out, sizeof(out));
+	CU_ASSERT_EQUAL_FATAL(dec_msg(out, n, &dm), 0);
+	CU_ASSERT_EQUAL(dm.rr[3].ttl, 7200);
+}
+
+static void test_wire_clamp_rejects_bad_form_unchanged(void)
+{
+	struct wire_query q;
+	struct wire_answer_info info;
+	size_t flen, plen;
+	forms_positive(&q, &flen, &plen, &info);
+	uint8_t copy[sizeof full_form];
+	memcpy(copy, full_form, flen);
+	/* Point the last TTL offset past the message. */
+	size_t count = (size_t)full_form[2] << 8 | full_form[3];
+	full_form[4 + 2 * (count - 1)] = 0xff;
+	full_form[5 + 2 * (count - 1)] = 0xff;
+	memcpy(copy + 4 + 2 * (count - 1), full_form + 4 + 2 * (count - 1), 2);
+	CU_ASSERT_EQUAL(wire_form_clamp_ttls(full_form, flen, 9999, 0), -1);
+	CU_ASSERT_EQUAL(memcmp(copy, full_form, flen), 0);
+	CU_ASSERT_EQUAL(wire_form_clamp_ttls(full_form, 3, 1, 0), -1);
+}
+
 static void test_wire_serve_ttl_override_sets_every_ttl(void)
 {
 	struct wire_query q;
@@ -1715,6 +1755,8 @@ int main(void)
 		CU_TestFunc fn;
 	} tests[] = {
 		T(test_wire_parse_accepts_plain_query),
+		T(test_wire_clamp_raises_floor_and_caps_ttls),
+		T(test_wire_clamp_rejects_bad_form_unchanged),
 		T(test_wire_parse_reads_edns_and_do),
 		T(test_wire_parse_udp_size_at_least_512),
 		T(test_wire_parse_lowercases_qname_keeps_case),
