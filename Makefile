@@ -71,13 +71,14 @@ demo: deps $(B)/mxresolved
 unit: $(UNIT_TESTS:%=$(S)/tests/%)
 	@set -e; for t in $^; do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
 
-integration: $(S)/mxresolved $(B)/mxresolved
+integration: $(S)/mxresolved
 	tests/integration/run $(S)/mxresolved
 
+# Everything built first (the plain build with -Werror, then the sanitized
+# one), then every suite through one runner that closes with the total.
 test: deps
-	$(MAKE) all
-	$(MAKE) unit
-	$(MAKE) integration
+	$(MAKE) --no-print-directory all $(S)/mxresolved $(UNIT_TESTS:%=$(S)/tests/%)
+	@tests/run-all $(S)
 
 bench: deps $(B)/mxresolved
 	tests/bench/run $(B)/mxresolved

@@ -1,14 +1,20 @@
 /* main.c -- mxresolved: options, configuration, start-up and shutdown */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cache.h"
 #include "config.h"
+#include "control.h"
 #include "log.h"
 #include "server.h"
 
@@ -23,6 +29,105 @@ static void main_usage(FILE *out)
 	        "  -n       check the configuration, print the result and exit\n"
 	        "  -v       more logging (repeat for debug)\n"
 	        "  -V       print the version\n");
+}
+
+/* The identity to run as after binding: cfg->user, or the current one. */
+struct main_identity {
+	bool drop;
+	uid_t uid;
+	gid_t gid;
+	const char *name;
+};
+
+static int main_identity(const struct config *cfg, struct main_identity *id)
+{
+	id->drop = false;
+	id->uid = geteuid();
+	id->gid = getegid();
+	id->name = NULL;
+	if (cfg->user == NULL)
+		return 0;
+	struct passwd *pw = getpwnam(cfg->user);
+	if (pw == NULL) {
+		log_err("%s: user '%s' does not exist", cfg->path, cfg->user);
+		return -1;
+	}
+	if (geteuid() != 0) {
+		if (pw->pw_uid != geteuid()) {
+			log_err("%s: cannot become user '%s' without starting as root", cfg->path, cfg->user);
+			return -1;
+		}
+		return 0;
+	}
+	id->drop = true;
+	id->uid = pw->pw_uid;
+	id->gid = pw->pw_gid;
+	id->name = cfg->user;
+	return 0;
+}
+
+/* The cache holds what every client is told: it must belong to the user
+ * the daemon runs as and be writable by nobody else.  A missing directory
+ * is created with the right owner. */
+static int main_check_cache_dir(const struct config *cfg, const struct main_identity *id)
+{
+	struct stat st;
+	if (stat(cfg->cache_dir, &st) < 0) {
+		if (errno != ENOENT) {
+			log_err("cache directory %s: %s", cfg->cache_dir, strerror(errno));
+			return -1;
+		}
+		if (mkdir(cfg->cache_dir, 0700) < 0 && errno != EEXIST) {
+			log_err("cache directory %s: cannot create: %s", cfg->cache_dir, strerror(errno));
+			return -1;
+		}
+		if (id->drop && chown(cfg->cache_dir, id->uid, id->gid) < 0) {
+			log_err("cache directory %s: chown: %s", cfg->cache_dir, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_err("cache directory %s: not a directory", cfg->cache_dir);
+		return -1;
+	}
+	if (st.st_uid != id->uid) {
+		log_err("cache directory %s: owned by uid %u, but the daemon runs as uid %u: chown it", cfg->cache_dir,
+		        (unsigned)st.st_uid, (unsigned)id->uid);
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		log_err("cache directory %s: writable by group or others (mode %03o): chmod go-w it", cfg->cache_dir,
+		        (unsigned)(st.st_mode & 0777));
+		return -1;
+	}
+	if (access(cfg->cache_dir, R_OK | W_OK | X_OK) < 0) {
+		log_err("cache directory %s: %s", cfg->cache_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Become the configured user for good: groups, gid, uid, and no way back
+ * through set-id binaries.  Capabilities go with the uid change. */
+static int main_drop_privileges(const struct main_identity *id)
+{
+	if (!id->drop)
+		return 0;
+	if (setgroups(1, &id->gid) < 0 || setgid(id->gid) < 0 || setuid(id->uid) < 0) {
+		log_err("cannot become user '%s': %s", id->name, strerror(errno));
+		return -1;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		log_err("cannot set no_new_privs: %s", strerror(errno));
+		return -1;
+	}
+	if (id->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		log_err("privileges could be regained after dropping them: refusing to run");
+		return -1;
+	}
+	log_info("running as user '%s' (uid %u)", id->name, (unsigned)id->uid);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -70,13 +175,18 @@ int main(int argc, char **argv)
 	int status = 1;
 	char err[512];
 	struct server *srv = NULL;
+	struct control *ctl = NULL;
+	struct cache *cache = NULL;
+	struct main_identity id;
+	if (main_identity(cfg, &id) < 0 || main_check_cache_dir(cfg, &id) < 0)
+		goto done;
 	struct cache_options copt = {
 		.dir = cfg->cache_dir,
 		.max_bytes = cfg->cache_size,
 		.max_readers = cfg->workers + 16,
 		.sync_interval_ms = cfg->sync_interval_ms,
 	};
-	struct cache *cache = cache_open(&copt, err, sizeof err);
+	cache = cache_open(&copt, err, sizeof err);
 	if (cache == NULL) {
 		log_err("cache %s: %s", cfg->cache_dir, err);
 		goto done;
@@ -86,8 +196,30 @@ int main(int argc, char **argv)
 		log_err("cannot listen: %s", err);
 		goto done;
 	}
+	if (cfg->control_socket != NULL) {
+		gid_t group = (gid_t)-1;
+		if (cfg->control_group != NULL) {
+			struct group *gr = getgrnam(cfg->control_group);
+			if (gr == NULL) {
+				log_err("control-group '%s' does not exist", cfg->control_group);
+				goto done;
+			}
+			group = gr->gr_gid;
+		}
+		ctl = control_new(cfg, id.drop ? id.uid : (uid_t)-1, group, err, sizeof err);
+		if (ctl == NULL) {
+			log_err("control socket %s: %s", cfg->control_socket, err);
+			goto done;
+		}
+	}
+	if (main_drop_privileges(&id) < 0)
+		goto done;
 	if (server_start(srv, err, sizeof err) < 0) {
 		log_err("cannot start: %s", err);
+		goto done;
+	}
+	if (ctl != NULL && control_start(ctl, srv, cache, err, sizeof err) < 0) {
+		log_err("control socket: %s", err);
 		goto done;
 	}
 	log_info("mxresolved %s ready: %u listen address(es), %u workers, cache %s", MXRESOLVED_VERSION,
@@ -106,6 +238,7 @@ int main(int argc, char **argv)
 	}
 	status = 0;
 done:
+	control_free(ctl);
 	server_stop(srv);
 	server_free(srv);
 	cache_close(cache);

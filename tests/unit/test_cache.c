@@ -1124,11 +1124,12 @@ static void test_cache_walk_root_visits_everything(void)
 	CU_ASSERT(put_name(c, "expired.example.net", 1, &t.rec) == 0);
 	cache_close(c);
 
-	/* And one damaged value, which is skipped. */
+	/* And one damaged value, which is skipped: in the middle of general,
+	 * away from the values the open-time check samples. */
 	MDB_env *env = raw_open();
 	CU_ASSERT_FATAL(env != NULL);
 	uint8_t key[300];
-	size_t klen = test_key(key, "damaged.example.net", 1, 1);
+	size_t klen = test_key(key, "n0501.example.org", 1, 1);
 	CU_ASSERT(raw_put(env, "general", key, klen, "\1\0\0", 3) == 0);
 	mdb_env_close(env);
 
@@ -1136,18 +1137,21 @@ static void test_cache_walk_root_visits_everything(void)
 	CU_ASSERT_FATAL(c != NULL);
 	const uint8_t root[] = { 0 };
 	memset(&s, 0, sizeof s);
-	CU_ASSERT(cache_walk(c, root, sizeof root, -1, now, seen_cb, &s) == n + 2);
-	CU_ASSERT(s.n == n + 2 && s.bad == 0);
+	CU_ASSERT(cache_walk(c, root, sizeof root, -1, now, seen_cb, &s) == n + 1);
+	CU_ASSERT(s.n == n + 1 && s.bad == 0);
 	int each_once = 1;
 	for (int i = 0; i < n; i++) {
 		snprintf(name, sizeof name, "n%04d.example.org", i);
-		if (seen_count(&s, name, 1) != 1)
+		if (seen_count(&s, name, 1) != (i == 501 ? 0 : 1))
 			each_once = 0;
 	}
 	CU_ASSERT(each_once);
 	CU_ASSERT(seen_count(&s, "stale.example.net", 1) == 1);
 	CU_ASSERT(seen_count(&s, "expired.example.net", 1) == 1);
-	CU_ASSERT(seen_count(&s, "damaged.example.net", 0) == 0);
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	CU_ASSERT(st.set_aside == 0);
+	CU_ASSERT(st.damaged == 1);
 	/* Partition after partition, each in key order. */
 	int ordered = 1;
 	for (int i = 1; i < s.n; i++)

@@ -4,7 +4,9 @@
 
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +134,51 @@ static void check_most_defaults(const struct config *cfg)
 	CU_ASSERT_EQUAL(cfg->servfail_ttl, 5);
 	CU_ASSERT_EQUAL(cfg->stale_window, 86400);
 	CU_ASSERT_EQUAL(cfg->sync_interval_ms, 1000);
+
+	CU_ASSERT_EQUAL(cfg->tcp_max_per_client, 16);
+	CU_ASSERT_PTR_NULL(cfg->user);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg->control_socket);
+	CU_ASSERT_STRING_EQUAL(cfg->control_socket, "./var/mxresolved.ctl");
+	CU_ASSERT_PTR_NULL(cfg->control_group);
+
+	CU_ASSERT_EQUAL(cfg->access_default, CONFIG_ACCESS_REFUSE);
+	CU_ASSERT_EQUAL_FATAL(cfg->access_rule_count, 2);
+	CU_ASSERT_STRING_EQUAL(cfg->access_rules[0].network, "127.0.0.0/8");
+	CU_ASSERT_EQUAL(cfg->access_rules[0].action, CONFIG_ACCESS_ALLOW);
+	CU_ASSERT_EQUAL(cfg->access_rules[0].line, 0);
+	CU_ASSERT_STRING_EQUAL(cfg->access_rules[1].network, "::1/128");
+	CU_ASSERT_EQUAL(cfg->access_rules[1].action, CONFIG_ACCESS_ALLOW);
+	CU_ASSERT_EQUAL(cfg->access_rules[1].line, 0);
+
+	CU_ASSERT_EQUAL(cfg->ratelimit_qps, 200);
+	CU_ASSERT_EQUAL(cfg->ratelimit_burst, 0);
+	CU_ASSERT_EQUAL(cfg->ratelimit_slip, 2);
+	CU_ASSERT_EQUAL(cfg->ratelimit_v4_prefix, 24);
+	CU_ASSERT_EQUAL(cfg->ratelimit_v6_prefix, 56);
+	CU_ASSERT_EQUAL_FATAL(cfg->ratelimit_exempt_count, 2);
+	CU_ASSERT_STRING_EQUAL(cfg->ratelimit_exempt[0].network, "127.0.0.0/8");
+	CU_ASSERT_STRING_EQUAL(cfg->ratelimit_exempt[1].network, "::1/128");
+
+	CU_ASSERT_EQUAL(cfg->max_pending_per_client, 200);
+	CU_ASSERT_EQUAL(cfg->max_waiters, 1000);
+
+	CU_ASSERT_TRUE(cfg->serve_stale);
+	CU_ASSERT_TRUE(cfg->serve_stale_nxdomain);
+	CU_ASSERT_EQUAL(cfg->stale_answer_after_ms, 1800);
+	CU_ASSERT_EQUAL(cfg->stale_ttl, 30);
+	CU_ASSERT_TRUE(cfg->prefetch);
+	CU_ASSERT_EQUAL(cfg->prefetch_percent, 10);
+	CU_ASSERT_EQUAL(cfg->prefetch_max, 100);
+	for (int p = 0; p < CONFIG_PARTITIONS; p++) {
+		const struct config_partition *part = &cfg->partitions[p];
+		CU_ASSERT_EQUAL(part->quota, 0);
+		CU_ASSERT_EQUAL(part->ttl.min_ttl, 0);
+		CU_ASSERT_EQUAL(part->ttl.max_ttl, 0);
+		CU_ASSERT_EQUAL(part->ttl.negative_min_ttl, 0);
+		CU_ASSERT_EQUAL(part->ttl.negative_max_ttl, 0);
+		CU_ASSERT_EQUAL(part->type_count, 0);
+	}
+	CU_ASSERT_EQUAL(cfg->dnsbl_zone_count, 0);
 }
 
 /* Every default. */
@@ -154,7 +201,15 @@ static void test_config_loads_every_field(void)
 	CU_ASSERT_FATAL(fd1 >= 0 && fd2 >= 0);
 	close(fd1);
 	close(fd2);
-	char yaml[2048];
+	/* user and control-group must exist: take the ones running the test. */
+	const struct passwd *pw = getpwuid(getuid());
+	const struct group *gr = getgrgid(getgid());
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pw);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(gr);
+	char user[64], group[64];
+	snprintf(user, sizeof user, "%s", pw->pw_name);
+	snprintf(group, sizeof group, "%s", gr->gr_name);
+	char yaml[4096];
 	snprintf(yaml, sizeof yaml,
 	         "# every key, none at its default\n"
 	         "server:\n"
@@ -163,7 +218,27 @@ static void test_config_loads_every_field(void)
 	         "  log-level: debug\n"
 	         "  tcp-idle-timeout: 1500ms\n"
 	         "  tcp-max-connections: 1000\n"
+	         "  tcp-max-per-client: 4\n"
+	         "  user: %s\n"
+	         "  control-socket: /run/mxresolved/ctl\n"
+	         "  control-group: \"%s\"\n"
+	         "access:\n"
+	         "  default: drop\n"
+	         "  rules:\n"
+	         "    - {network: 10.0.0.0/8, action: allow}\n"
+	         "    - network: \"2001:db8::/32\"\n"
+	         "      action: refuse\n"
+	         "    - {action: drop, network: 192.0.2.1}\n"
+	         "ratelimit:\n"
+	         "  qps: 50\n"
+	         "  burst: 100\n"
+	         "  slip: 0\n"
+	         "  ipv4-prefix: 32\n"
+	         "  ipv6-prefix: 64\n"
+	         "  exempt: [192.0.2.0/24, \"2001:db8:1::/48\"]\n"
 	         "recursion:\n"
+	         "  max-pending-per-client: 20\n"
+	         "  max-waiters: 50\n"
 	         "  root-hints: %s\n"
 	         "  trust-anchor: \"%s\"\n"
 	         "  dnssec: yes\n"
@@ -179,8 +254,39 @@ static void test_config_loads_every_field(void)
 	         "  negative-max-ttl: 15m\n"
 	         "  servfail-ttl: 0\n"
 	         "  stale-window: 3d\n"
-	         "  sync-interval: 250ms\n",
-	         hints, key);
+	         "  sync-interval: 250ms\n"
+	         "  serve-stale: false\n"
+	         "  serve-stale-nxdomain: no\n"
+	         "  stale-answer-after: 500ms\n"
+	         "  stale-ttl: 1m\n"
+	         "  prefetch: off\n"
+	         "  prefetch-percent: 25\n"
+	         "  prefetch-max: 7\n"
+	         "  partitions:\n"
+	         "    general:\n"
+	         "      quota: 1G\n"
+	         "    mail:\n"
+	         "      types:\n"                       /* before the keys they inherit */
+	         "        MX: {min-ttl: 5m}\n"
+	         "        txt:\n"
+	         "          max-ttl: 2h\n"
+	         "          negative-max-ttl: 0\n"
+	         "        TYPE99: {}\n"
+	         "      quota: 512M\n"
+	         "      min-ttl: 1m\n"
+	         "      max-ttl: 1d\n"
+	         "      negative-min-ttl: 30s\n"
+	         "      negative-max-ttl: 10m\n"
+	         "    dnsbl:\n"
+	         "      quota: 256M\n"
+	         "      negative-min-ttl: 1m\n"
+	         "      types:\n"
+	         "        A: {min-ttl: 0, max-ttl: 15m}\n"
+	         "  dnsbl-zones:\n"
+	         "    - zen.spamhaus.org\n"
+	         "    - {zone: \"DBL.Spamhaus.org.\", negative-min-ttl: 5m}\n"
+	         "    - multi.surbl.org\n",
+	         user, group, hints, key);
 	struct load l;
 	load_yaml(yaml, &l);
 	CU_ASSERT_EQUAL(l.rc, 0);
@@ -212,6 +318,86 @@ static void test_config_loads_every_field(void)
 	CU_ASSERT_EQUAL(c->servfail_ttl, 0);
 	CU_ASSERT_EQUAL(c->stale_window, 3 * 86400);
 	CU_ASSERT_EQUAL(c->sync_interval_ms, 250);
+
+	CU_ASSERT_EQUAL(c->tcp_max_per_client, 4);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c->user);
+	CU_ASSERT_STRING_EQUAL(c->user, user);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c->control_socket);
+	CU_ASSERT_STRING_EQUAL(c->control_socket, "/run/mxresolved/ctl");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c->control_group);
+	CU_ASSERT_STRING_EQUAL(c->control_group, group);
+
+	CU_ASSERT_EQUAL(c->access_default, CONFIG_ACCESS_DROP);
+	CU_ASSERT_EQUAL_FATAL(c->access_rule_count, 3);
+	CU_ASSERT_STRING_EQUAL(c->access_rules[0].network, "10.0.0.0/8");
+	CU_ASSERT_EQUAL(c->access_rules[0].action, CONFIG_ACCESS_ALLOW);
+	CU_ASSERT_EQUAL(c->access_rules[0].line, 15);
+	CU_ASSERT_STRING_EQUAL(c->access_rules[1].network, "2001:db8::/32");
+	CU_ASSERT_EQUAL(c->access_rules[1].action, CONFIG_ACCESS_REFUSE);
+	CU_ASSERT_EQUAL(c->access_rules[1].line, 16);
+	CU_ASSERT_STRING_EQUAL(c->access_rules[2].network, "192.0.2.1");
+	CU_ASSERT_EQUAL(c->access_rules[2].action, CONFIG_ACCESS_DROP);
+	CU_ASSERT_EQUAL(c->access_rules[2].line, 18);
+
+	CU_ASSERT_EQUAL(c->ratelimit_qps, 50);
+	CU_ASSERT_EQUAL(c->ratelimit_burst, 100);
+	CU_ASSERT_EQUAL(c->ratelimit_slip, 0);
+	CU_ASSERT_EQUAL(c->ratelimit_v4_prefix, 32);
+	CU_ASSERT_EQUAL(c->ratelimit_v6_prefix, 64);
+	CU_ASSERT_EQUAL_FATAL(c->ratelimit_exempt_count, 2);
+	CU_ASSERT_STRING_EQUAL(c->ratelimit_exempt[0].network, "192.0.2.0/24");
+	CU_ASSERT_EQUAL(c->ratelimit_exempt[0].line, 25);
+	CU_ASSERT_STRING_EQUAL(c->ratelimit_exempt[1].network, "2001:db8:1::/48");
+
+	CU_ASSERT_EQUAL(c->max_pending_per_client, 20);
+	CU_ASSERT_EQUAL(c->max_waiters, 50);
+
+	CU_ASSERT_FALSE(c->serve_stale);
+	CU_ASSERT_FALSE(c->serve_stale_nxdomain);
+	CU_ASSERT_EQUAL(c->stale_answer_after_ms, 500);
+	CU_ASSERT_EQUAL(c->stale_ttl, 60);
+	CU_ASSERT_FALSE(c->prefetch);
+	CU_ASSERT_EQUAL(c->prefetch_percent, 25);
+	CU_ASSERT_EQUAL(c->prefetch_max, 7);
+
+	const struct config_partition *g = &c->partitions[0], *m = &c->partitions[1], *d = &c->partitions[2];
+	CU_ASSERT_EQUAL(g->quota, 1ull << 30);
+	CU_ASSERT_EQUAL(g->type_count, 0);
+	CU_ASSERT_EQUAL(m->quota, 512ull << 20);
+	CU_ASSERT_EQUAL(m->ttl.min_ttl, 60);
+	CU_ASSERT_EQUAL(m->ttl.max_ttl, 86400);
+	CU_ASSERT_EQUAL(m->ttl.negative_min_ttl, 30);
+	CU_ASSERT_EQUAL(m->ttl.negative_max_ttl, 600);
+	CU_ASSERT_EQUAL_FATAL(m->type_count, 3);
+	/* MX sets min-ttl and takes the rest from the partition, read after it. */
+	CU_ASSERT_EQUAL(m->types[0].qtype, 15);
+	CU_ASSERT_EQUAL(m->types[0].ttl.min_ttl, 300);
+	CU_ASSERT_EQUAL(m->types[0].ttl.max_ttl, 86400);
+	CU_ASSERT_EQUAL(m->types[0].ttl.negative_min_ttl, 30);
+	CU_ASSERT_EQUAL(m->types[0].ttl.negative_max_ttl, 600);
+	/* An explicit 0 is kept, not inherited. */
+	CU_ASSERT_EQUAL(m->types[1].qtype, 16);
+	CU_ASSERT_EQUAL(m->types[1].ttl.min_ttl, 60);
+	CU_ASSERT_EQUAL(m->types[1].ttl.max_ttl, 7200);
+	CU_ASSERT_EQUAL(m->types[1].ttl.negative_min_ttl, 30);
+	CU_ASSERT_EQUAL(m->types[1].ttl.negative_max_ttl, 0);
+	CU_ASSERT_EQUAL(m->types[2].qtype, 99);
+	CU_ASSERT_EQUAL(m->types[2].ttl.min_ttl, 60);
+	CU_ASSERT_EQUAL(m->types[2].ttl.max_ttl, 86400);
+	CU_ASSERT_EQUAL(d->quota, 256ull << 20);
+	CU_ASSERT_EQUAL(d->ttl.negative_min_ttl, 60);
+	CU_ASSERT_EQUAL_FATAL(d->type_count, 1);
+	CU_ASSERT_EQUAL(d->types[0].qtype, 1);
+	CU_ASSERT_EQUAL(d->types[0].ttl.min_ttl, 0);
+	CU_ASSERT_EQUAL(d->types[0].ttl.max_ttl, 900);
+	CU_ASSERT_EQUAL(d->types[0].ttl.negative_min_ttl, 60);
+
+	CU_ASSERT_EQUAL_FATAL(c->dnsbl_zone_count, 3);
+	CU_ASSERT_STRING_EQUAL(c->dnsbl_zones[0].name, "zen.spamhaus.org");
+	CU_ASSERT_EQUAL(c->dnsbl_zones[0].negative_min_ttl, 0);
+	CU_ASSERT_STRING_EQUAL(c->dnsbl_zones[1].name, "dbl.spamhaus.org");
+	CU_ASSERT_EQUAL(c->dnsbl_zones[1].negative_min_ttl, 300);
+	CU_ASSERT_STRING_EQUAL(c->dnsbl_zones[2].name, "multi.surbl.org");
 	load_done(&l);
 	unlink(hints);
 	unlink(key);
@@ -342,7 +528,7 @@ static void test_config_rejects_missing_file(void)
 static void test_config_rejects_unknown_section(void)
 {
 	expect_error("server:\n  workers: 2\nserverr:\n  workers: 2\n", 3,
-	             "unknown section 'serverr' (expected server, recursion or cache)");
+	             "unknown section 'serverr' (expected server, access, ratelimit, recursion or cache)");
 }
 
 static void test_config_rejects_unknown_key(void)
@@ -570,12 +756,12 @@ static void test_config_rejects_unclosed_bracket(void)
 static void test_config_rejects_top_level_sequence(void)
 {
 	expect_error("# a list, not a mapping\n- server\n- cache\n", 2,
-	             "the top level must be a mapping of sections (server:, recursion:, cache:)");
+	             "the top level must be a mapping of sections (server:, access:, ratelimit:, recursion:, cache:)");
 }
 
 static void test_config_rejects_top_level_scalar(void)
 {
-	expect_error("hello\n", 1, "the top level must be a mapping of sections (server:, recursion:, cache:)");
+	expect_error("hello\n", 1, "the top level must be a mapping of sections (server:, access:, ratelimit:, recursion:, cache:)");
 }
 
 static void test_config_rejects_tab_indentation(void)
