@@ -23,7 +23,7 @@ SAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 
 DAEMON_SRC := resolver/main.c resolver/server.c resolver/recurse.c resolver/config.c \
               resolver/log.c resolver/wire.c resolver/acl.c resolver/ratelimit.c resolver/stats.c \
-              cache/cache.c
+              resolver/control.c cache/cache.c
 LIB_SRC := $(filter-out resolver/main.c,$(DAEMON_SRC))
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
@@ -31,7 +31,7 @@ B := build
 S := build/asan
 
 .PHONY: all run demo test unit integration bench fuzz install clean deps
-all: $(B)/mxresolved
+all: $(B)/mxresolved $(B)/mxresolvectl
 
 deps:
 	@deploy/install-deps
@@ -48,11 +48,14 @@ $(B)/mxresolved: $(DAEMON_SRC:%.c=$(B)/%.o)
 	$(CC) $(OPT_CFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 $(S)/mxresolved: $(DAEMON_SRC:%.c=$(S)/%.o)
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+$(B)/mxresolvectl: $(B)/resolver/mxresolvectl.o
+	$(CC) $(OPT_CFLAGS) -o $@ $^
 
 # What each unit test links besides itself.
 TEST_LINK_test_wire := resolver/wire.c
 TEST_LINK_test_cache := cache/cache.c resolver/log.c resolver/wire.c
 TEST_LINK_test_config := resolver/config.c resolver/log.c resolver/acl.c
+TEST_LINK_test_control := resolver/control.c resolver/stats.c cache/cache.c resolver/wire.c resolver/log.c
 TEST_LINK_test_acl := resolver/acl.c
 TEST_LINK_test_ratelimit := resolver/ratelimit.c
 san_objs = $(patsubst %.c,$(S)/%.o,$(1))
@@ -100,10 +103,31 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/%)
 	  $(B)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(B)/fuzz/corpus-$$f tests/fuzz/corpus/$$f; \
 	done
 
-install: $(B)/mxresolved
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/mxresolved
+# Installed documentation.  The unit goes where systemd looks for it only on
+# a system install (PREFIX=/usr); otherwise it is a document to copy by hand.
+MAN5 := deploy/man/mxresolved.yaml.5
+MAN8 := deploy/man/mxresolved.8 deploy/man/mxresolvectl.8
+PROFILES := $(wildcard deploy/profiles/*.yaml)
+DOCDIR := $(PREFIX)/share/doc/mxresolved
+ifeq ($(PREFIX),/usr)
+UNITDIR := /lib/systemd/system
+else
+UNITDIR := $(DOCDIR)
+endif
+
+install: $(B)/mxresolved $(B)/mxresolvectl
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
+	           $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0755 $(B)/mxresolved $(DESTDIR)$(PREFIX)/sbin/mxresolved
-	install -m 0644 deploy/mxresolved.yaml $(DESTDIR)$(PREFIX)/share/doc/mxresolved/mxresolved.yaml.example
+	install -m 0755 $(B)/mxresolvectl $(DESTDIR)$(PREFIX)/bin/mxresolvectl
+	install -m 0644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 $(MAN8) $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 deploy/mxresolved.yaml $(DESTDIR)$(DOCDIR)/mxresolved.yaml.example
+	$(if $(PROFILES),install -m 0644 $(PROFILES) $(DESTDIR)$(DOCDIR)/)
+	install -m 0644 deploy/README.md $(DESTDIR)$(DOCDIR)/README.deploy.md
+	sed 's|/usr/sbin/mxresolved|$(PREFIX)/sbin/mxresolved|g' deploy/mxresolved.service \
+	  > $(DESTDIR)$(UNITDIR)/mxresolved.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mxresolved.service
 
 clean:
 	rm -rf build

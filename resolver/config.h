@@ -58,7 +58,7 @@ struct config {
 	int log_level;                  /* enum log_level */
 	unsigned tcp_idle_timeout_ms;
 	unsigned tcp_max_connections;   /* per worker */
-	unsigned tcp_max_per_client;    /* connections one client address may hold, per worker */
+	unsigned tcp_max_per_client;    /* connections one client address may hold in all */
 	char *user;                     /* drop to this user after binding; NULL = stay */
 	char *control_socket;           /* UNIX socket for mxresolvectl; NULL = none */
 	char *control_group;            /* group that may use it (mode 0660); NULL = the daemon's */
@@ -87,6 +87,8 @@ struct config {
 	unsigned max_waiters;           /* clients coalesced on one question */
 	unsigned outgoing_range;
 	uint64_t upstream_cache_bytes;  /* libunbound's own message and RRset caches, each */
+	uint32_t upstream_cache_max_ttl;/* seconds libunbound may keep anything: bounds how stale
+	                                   a refresh through it can be */
 
 	/* cache: */
 	char *cache_dir;

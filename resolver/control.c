@@ -50,7 +50,9 @@
 #define CONTROL_WRITE_TIMEOUT_MS 5000     /* longest wait for the client to take more bytes */
 #define CONTROL_DRAIN_MS 100              /* reading what a rejected client still sends */
 #define CONTROL_DRAIN_MAX_BYTES 65536
+#ifndef CONTROL_DUMP_MAX_LINES /* overridable so that a test build can reach it */
 #define CONTROL_DUMP_MAX_LINES 100000
+#endif
 #define CONTROL_REPLY_MAX_BYTES (64u << 20)
 #define CONTROL_MAX_ARGS 8
 

@@ -44,9 +44,11 @@ struct server;
 struct cache;
 struct control;
 
-/* Create, bind and listen on cfg->control_socket (a stale socket file is
- * replaced), chown it to owner/group (-1 = leave) with mode 0660.  Call
- * before dropping privileges.  Returns NULL with a message in err. */
+/* Create, bind and listen on cfg->control_socket, chown it to owner/group
+ * (-1 = leave) with mode 0660.  A stale socket file is replaced; a socket
+ * another process still listens on, or a file that is not a socket, is an
+ * error and left alone.  Call before dropping privileges.  Returns NULL
+ * with a message in err. */
 struct control *control_new(const struct config *cfg, uid_t owner, gid_t group, char *err, size_t errlen);
 
 /* Start answering requests on the control thread.  srv may be NULL (tests,
@@ -55,7 +57,9 @@ struct control *control_new(const struct config *cfg, uid_t owner, gid_t group, 
  * Both must outlive the control.  Returns 0, or -1 with a message in err. */
 int control_start(struct control *ctl, struct server *srv, struct cache *cache, char *err, size_t errlen);
 
-/* Stop the thread, close and unlink the socket, free.  Accepts NULL. */
+/* Stop the thread (without waiting for a silent client), close the socket
+ * and unlink it if it is still the one control_new made, free.  Call before
+ * freeing the server and the cache.  Accepts NULL. */
 void control_free(struct control *ctl);
 
 #endif

@@ -1,5 +1,7 @@
 /* main.c -- mxresolved: options, configuration, start-up and shutdown */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <pthread.h>
@@ -108,6 +110,37 @@ static int main_check_cache_dir(const struct config *cfg, const struct main_iden
 	return 0;
 }
 
+/* LMDB creates its files as the user that opens them (root, so that a bad
+ * cache can be moved aside); hand them to the daemon's user, so that a
+ * later start without root can still open them. */
+static int main_chown_cache(const struct config *cfg, const struct main_identity *id)
+{
+	if (!id->drop)
+		return 0;
+	/* The directory too: a cache set aside at open is replaced by a new one. */
+	if (chown(cfg->cache_dir, id->uid, id->gid) < 0) {
+		log_err("cache directory %s: chown: %s", cfg->cache_dir, strerror(errno));
+		return -1;
+	}
+	DIR *d = opendir(cfg->cache_dir);
+	if (d == NULL) {
+		log_err("cache directory %s: %s", cfg->cache_dir, strerror(errno));
+		return -1;
+	}
+	int rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (fchownat(dirfd(d), e->d_name, id->uid, id->gid, AT_SYMLINK_NOFOLLOW) < 0) {
+			log_err("cache file %s/%s: chown: %s", cfg->cache_dir, e->d_name, strerror(errno));
+			rc = -1;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 /* Become the configured user for good: groups, gid, uid, and no way back
  * through set-id binaries.  Capabilities go with the uid change. */
 static int main_drop_privileges(const struct main_identity *id)
@@ -191,6 +224,8 @@ int main(int argc, char **argv)
 		log_err("cache %s: %s", cfg->cache_dir, err);
 		goto done;
 	}
+	if (main_chown_cache(cfg, &id) < 0)
+		goto done;
 	srv = server_new(cfg, cache, err, sizeof err);
 	if (srv == NULL) {
 		log_err("cannot listen: %s", err);

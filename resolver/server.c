@@ -52,6 +52,7 @@
 #define SERVER_PREFETCH_MIN_TTL 10 /* shorter TTLs are not worth refreshing ahead */
 #define SERVER_MX_TARGETS 65536    /* hashes of names learned as MX exchanges */
 #define SERVER_CLIENT_BUCKETS 4096
+#define SERVER_TCP_CLIENT_SLOTS 4096 /* connection counts by address hash, shared by workers */
 
 /* SERVER_NONE: a refresh the server asked for itself, with nobody waiting. */
 enum server_transport { SERVER_UDP, SERVER_TCP, SERVER_NONE };
@@ -90,6 +91,7 @@ struct tcp_conn {
 	struct worker *worker;
 	struct bufferevent *bev;
 	struct sockaddr_storage peer;
+	size_t client_slot;         /* its count in server.tcp_clients */
 	unsigned pending;           /* jobs that will come back to this connection */
 	bool closed;
 	bool refused;               /* access control says REFUSED to everything it asks */
@@ -182,6 +184,11 @@ struct server {
 	uint8_t dnsbl_zone[CONFIG_MAX_DNSBL_ZONES][WIRE_MAX_NAME];
 	size_t dnsbl_zone_len[CONFIG_MAX_DNSBL_ZONES];
 	unsigned dnsbl_zone_count;
+	/* Connections per client address hash, across workers: SO_REUSEPORT
+	 * sends one host's connections to every worker.  Touched on accept and
+	 * close only; a collision makes two hosts share a count, which errs on
+	 * the side of refusing. */
+	_Atomic unsigned tcp_clients[SERVER_TCP_CLIENT_SLOTS];
 	bool started;
 	bool stopped;
 };
@@ -625,6 +632,7 @@ static void tcp_conn_close(struct tcp_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	w->conn_count--;
+	atomic_fetch_sub(&w->server->tcp_clients[c->client_slot], 1);
 	tcp_conn_release(c);
 }
 
@@ -693,14 +701,21 @@ static void tcp_on_event(struct bufferevent *bev, short what, void *arg)
 	tcp_conn_close(c);
 }
 
-static bool server_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+static size_t server_client_slot(const struct sockaddr_storage *ss)
 {
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
-	              sizeof(struct in6_addr)) == 0;
+	const uint8_t *p;
+	size_t n;
+	if (ss->ss_family == AF_INET6) {
+		p = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		n = 16;
+	} else {
+		p = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+		n = 4;
+	}
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h % SERVER_TCP_CLIENT_SLOTS;
 }
 
 static void tcp_on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *addr,
@@ -717,25 +732,27 @@ static void tcp_on_accept(struct evconnlistener *listener, evutil_socket_t fd, s
 	struct sockaddr_storage peer;
 	memset(&peer, 0, sizeof peer);
 	memcpy(&peer, addr, (size_t)addrlen < sizeof peer ? (size_t)addrlen : sizeof peer);
-	/* One host may not take every slot (slowloris): the list is short. */
-	unsigned same = 0;
-	for (const struct tcp_conn *c = w->conns; c != NULL; c = c->next)
-		same += server_same_host(&c->peer, &peer);
-	if (same >= cfg->tcp_max_per_client) {
+	/* One host may not take every slot (slowloris). */
+	size_t slot = server_client_slot(&peer);
+	if (atomic_fetch_add(&w->server->tcp_clients[slot], 1) >= cfg->tcp_max_per_client) {
+		atomic_fetch_sub(&w->server->tcp_clients[slot], 1);
 		stats_inc(&w->stats, STATS_TCP_REJECTED);
 		close(fd);
 		return;
 	}
 	struct tcp_conn *c = calloc(1, sizeof *c);
 	if (c == NULL) {
+		atomic_fetch_sub(&w->server->tcp_clients[slot], 1);
 		close(fd);
 		return;
 	}
+	c->client_slot = slot;
 	c->worker = w;
 	c->peer = peer;
 	c->refused = access == ACL_REFUSE;
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
+		atomic_fetch_sub(&w->server->tcp_clients[slot], 1);
 		close(fd);
 		free(c);
 		return;
@@ -1505,6 +1522,7 @@ int server_start(struct server *s, char *err, size_t errlen)
 		.outgoing_range = cfg->outgoing_range,
 		.max_pending = cfg->max_pending,
 		.cache_bytes = cfg->upstream_cache_bytes,
+		.cache_max_ttl = cfg->upstream_cache_max_ttl,
 	};
 	rs->recurse = recurse_new(rs->base, &ro, err, errlen);
 	if (rs->recurse == NULL)

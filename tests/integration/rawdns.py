@@ -163,12 +163,66 @@ def cmd_pipeline(host, port, names):
     return True
 
 
+def cmd_flood(host, port, source, count):
+    """Send count queries at once from source; print "answered truncated"."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((source, 0))
+    s.settimeout(1.0)
+    for i in range(count):
+        q = dns.message.make_query("mx1.example.com", "A")
+        q.id = i
+        s.sendto(q.to_wire(), (host, port))
+    answered = truncated = 0
+    try:
+        while True:
+            data, _ = s.recvfrom(65535)
+            if len(data) >= 12 and data[2] & 0x02:
+                truncated += 1
+            else:
+                answered += 1
+    except socket.timeout:
+        pass
+    s.close()
+    print(answered, truncated)
+    return True
+
+
+def cmd_tcpcap(host, port, cap):
+    """Open cap connections from one host, then one more: the extra one must
+    be closed by the server at once while the first ones still work."""
+    conns = [socket.create_connection((host, port), timeout=5) for _ in range(cap)]
+    time.sleep(0.3)
+    extra = socket.create_connection((host, port), timeout=5)
+    extra.settimeout(3)
+    try:
+        closed = extra.recv(1) == b""
+    except (ConnectionResetError, socket.timeout) as e:
+        closed = isinstance(e, ConnectionResetError)
+    extra.close()
+    if not closed:
+        print("the connection over the per-client cap stayed open")
+        return False
+    q = dns.message.make_query("mx1.example.com", "A").to_wire()
+    c = conns[0]
+    c.sendall(struct.pack("!H", len(q)) + q)
+    n = struct.unpack("!H", c.recv(2))[0]
+    ok = len(c.recv(n)) > 0
+    for c in conns:
+        c.close()
+    print(f"tcpcap: connection {cap + 1} closed, the first {cap} still answered" if ok else "tcpcap: no answer")
+    return ok
+
+
 def main():
     host, port, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     if cmd == "malformed":
         ok = cmd_malformed(host, port)
     elif cmd == "garbage":
         ok = cmd_garbage(host, port, int(sys.argv[4]))
+    elif cmd == "flood":
+        ok = cmd_flood(host, port, sys.argv[4], int(sys.argv[5]))
+    elif cmd == "tcpcap":
+        ok = cmd_tcpcap(host, port, int(sys.argv[4]))
     elif cmd == "pipeline":
         ok = cmd_pipeline(host, port, sys.argv[4:])
     else:

@@ -128,6 +128,7 @@ static void check_most_defaults(const struct config *cfg)
 	CU_ASSERT_EQUAL(cfg->max_pending, 10000);
 	CU_ASSERT_EQUAL(cfg->outgoing_range, 4096);
 	CU_ASSERT_EQUAL(cfg->upstream_cache_bytes, 32ull << 20);
+	CU_ASSERT_EQUAL(cfg->upstream_cache_max_ttl, 60);
 	CU_ASSERT_EQUAL(cfg->cache_size, 256ull << 20);
 	CU_ASSERT_EQUAL(cfg->max_ttl, 86400);
 	CU_ASSERT_EQUAL(cfg->negative_max_ttl, 3600);
@@ -145,10 +146,8 @@ static void check_most_defaults(const struct config *cfg)
 	CU_ASSERT_EQUAL_FATAL(cfg->access_rule_count, 2);
 	CU_ASSERT_STRING_EQUAL(cfg->access_rules[0].network, "127.0.0.0/8");
 	CU_ASSERT_EQUAL(cfg->access_rules[0].action, CONFIG_ACCESS_ALLOW);
-	CU_ASSERT_EQUAL(cfg->access_rules[0].line, 0);
 	CU_ASSERT_STRING_EQUAL(cfg->access_rules[1].network, "::1/128");
 	CU_ASSERT_EQUAL(cfg->access_rules[1].action, CONFIG_ACCESS_ALLOW);
-	CU_ASSERT_EQUAL(cfg->access_rules[1].line, 0);
 
 	CU_ASSERT_EQUAL(cfg->ratelimit_qps, 200);
 	CU_ASSERT_EQUAL(cfg->ratelimit_burst, 0);
@@ -189,6 +188,10 @@ static void check_defaults(const struct config *cfg)
 	check_v6(&cfg->listen[1], "::1", 53);
 	CU_ASSERT_STRING_EQUAL(cfg->cache_dir, "./var/cache");
 	check_most_defaults(cfg);
+	/* Built-in rules were written nowhere. */
+	CU_ASSERT_EQUAL(cfg->access_rules[0].line, 0);
+	CU_ASSERT_EQUAL(cfg->access_rules[1].line, 0);
+	CU_ASSERT_EQUAL(cfg->ratelimit_exempt[0].line, 0);
 }
 
 /* ---- files that load ---- */
@@ -708,6 +711,8 @@ static void test_config_rejects_size_multiplication_overflow(void)
 {
 	expect_error("recursion:\n  upstream-cache-size: 17179869184G\n", 2,
 	             "'upstream-cache-size' must be between 1M and 4G");
+	expect_error("recursion:\n  upstream-cache-max-ttl: 0\n", 2,
+	             "'upstream-cache-max-ttl' must be between 1s and 1d");
 }
 
 static void test_config_rejects_bad_boolean(void)
@@ -813,6 +818,330 @@ static void test_config_reports_every_error(void)
 	load_done(&l);
 }
 
+/* ---- access, ratelimit, partitions, dnsbl-zones ---- */
+
+static void test_config_empty_rules_mean_no_rules(void)
+{
+	struct load l;
+	load_yaml("access:\n  default: allow\n  rules: []\nratelimit:\n  exempt:\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_EQUAL(l.cfg->access_default, CONFIG_ACCESS_ALLOW);
+	CU_ASSERT_EQUAL(l.cfg->access_rule_count, 0);
+	CU_ASSERT_EQUAL(l.cfg->ratelimit_exempt_count, 0);
+	load_done(&l);
+}
+
+static void test_config_empty_strings_mean_none(void)
+{
+	struct load l;
+	load_yaml("server:\n  user: \"\"\n  control-socket: \"\"\n  control-group:\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_PTR_NULL(l.cfg->user);
+	CU_ASSERT_PTR_NULL(l.cfg->control_socket);
+	CU_ASSERT_PTR_NULL(l.cfg->control_group);
+	load_done(&l);
+}
+
+static void test_config_quota_equal_to_size_is_accepted(void)
+{
+	struct load l;
+	load_yaml("cache:\n  size: 1G\n  partitions:\n    mail: {quota: 768M}\n    dnsbl: {quota: 256M}\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_EQUAL(l.cfg->partitions[1].quota, 768ull << 20);
+	load_done(&l);
+}
+
+static void test_config_rejects_bad_access_default(void)
+{
+	expect_error("access:\n  default: reject\n", 2, "'default' must be one of allow, refuse, drop");
+}
+
+static void test_config_rejects_bad_rule_action(void)
+{
+	expect_error("access:\n  rules:\n    - {network: 10.0.0.0/8, action: permit}\n", 3,
+	             "'action' must be one of allow, refuse, drop");
+}
+
+static void test_config_rejects_bad_cidr(void)
+{
+	expect_error("access:\n  rules:\n    - {network: 10.0.0.300/8, action: allow}\n", 3,
+	             "network '10.0.0.300/8': bad address");
+}
+
+static void test_config_rejects_cidr_prefix_too_long(void)
+{
+	expect_error("access:\n  rules:\n    - network: \"2001:db8::/129\"\n      action: allow\n", 3,
+	             "network '2001:db8::/129': prefix length out of range (0..128)");
+}
+
+static void test_config_rejects_cidr_host_bits(void)
+{
+	expect_error("access:\n  rules:\n    - {network: 10.1.2.3/8, action: allow}\n", 3,
+	             "network '10.1.2.3/8': host bits set beyond the /8 prefix (the network is 10.0.0.0/8)");
+}
+
+static void test_config_rejects_duplicate_network(void)
+{
+	expect_error("access:\n  rules:\n"
+	             "    - {network: 192.168.0.0/16, action: allow}\n"
+	             "    - {network: 10.0.0.0/8, action: allow}\n"
+	             "    - {network: 192.168.0.0/16, action: drop}\n", 5,
+	             "network '192.168.0.0/16': duplicate prefix");
+}
+
+static void test_config_rejects_duplicate_exempt_network(void)
+{
+	expect_error("ratelimit:\n  exempt:\n    - \"::1\"\n    - \"::1/128\"\n", 4,
+	             "network '::1/128': duplicate prefix");
+}
+
+static void test_config_rejects_rule_not_a_mapping(void)
+{
+	expect_error("access:\n  rules:\n    - 10.0.0.0/8\n", 3,
+	             "access rules must be mappings such as {network: 10.0.0.0/8, action: allow}");
+}
+
+static void test_config_rejects_unknown_key_in_rule(void)
+{
+	expect_error("access:\n  rules:\n    - network: 10.0.0.0/8\n      action: allow\n      comment: lan\n", 5,
+	             "unknown key 'comment' in an access rule");
+}
+
+static void test_config_rejects_rule_without_network(void)
+{
+	expect_error("access:\n  rules:\n    - {action: allow}\n", 3, "an access rule needs 'network'");
+}
+
+static void test_config_rejects_rule_without_action(void)
+{
+	expect_error("access:\n  rules:\n    - {network: 10.0.0.0/8}\n", 3, "an access rule needs 'action'");
+}
+
+static void test_config_rejects_rules_not_a_list(void)
+{
+	expect_error("access:\n  rules: 10.0.0.0/8\n", 2,
+	             "'rules' must be a list of {network: CIDR, action: allow|refuse|drop}");
+}
+
+static void test_config_rejects_ipv4_prefix_out_of_range(void)
+{
+	expect_error("ratelimit:\n  ipv4-prefix: 33\n", 2, "'ipv4-prefix' must be between 8 and 32");
+}
+
+static void test_config_rejects_ipv6_prefix_out_of_range(void)
+{
+	expect_error("ratelimit:\n  ipv6-prefix: 8\n", 2, "'ipv6-prefix' must be between 16 and 128");
+}
+
+static void test_config_rejects_unknown_partition(void)
+{
+	expect_error("cache:\n  partitions:\n    spam:\n      quota: 1M\n", 3,
+	             "unknown partition 'spam' (expected general, mail or dnsbl)");
+}
+
+static void test_config_rejects_unknown_key_in_partition(void)
+{
+	expect_error("cache:\n  partitions:\n    mail:\n      min_ttl: 60\n", 4,
+	             "unknown key 'min_ttl' in partition 'mail'");
+}
+
+static void test_config_rejects_unknown_rr_type(void)
+{
+	expect_error("cache:\n  partitions:\n    mail:\n      types:\n        MXX: {min-ttl: 1m}\n", 5,
+	             "unknown RR type 'MXX'");
+}
+
+static void test_config_rejects_rr_type_number_out_of_range(void)
+{
+	expect_error("cache:\n  partitions:\n    mail:\n      types: {TYPE65536: {}}\n", 4,
+	             "unknown RR type 'TYPE65536'");
+}
+
+static void test_config_rejects_duplicate_rr_type(void)
+{
+	expect_error("cache:\n  partitions:\n    mail:\n      types:\n"
+	             "        MX: {min-ttl: 1m}\n        TXT: {}\n        mx: {max-ttl: 1h}\n", 7,
+	             "duplicate type 'mx' in partition 'mail' (first at line 5)");
+}
+
+static void test_config_rejects_min_ttl_above_max_ttl(void)
+{
+	expect_error("cache:\n  partitions:\n    general:\n      max-ttl: 1h\n      min-ttl: 2h\n", 5,
+	             "min-ttl is greater than max-ttl");
+}
+
+static void test_config_rejects_negative_min_ttl_above_max_ttl(void)
+{
+	expect_error("cache:\n  partitions:\n    mail:\n      types:\n"
+	             "        TXT: {negative-min-ttl: 10m, negative-max-ttl: 5m}\n", 5,
+	             "negative-min-ttl is greater than negative-max-ttl");
+}
+
+static void test_config_rejects_type_min_ttl_above_inherited_max(void)
+{
+	expect_error("cache:\n  partitions:\n    mail:\n      types:\n        MX: {min-ttl: 2h}\n"
+	             "      max-ttl: 1h\n", 5,
+	             "min-ttl is greater than max-ttl (max-ttl inherited from partition 'mail')");
+}
+
+static void test_config_rejects_quotas_above_size(void)
+{
+	expect_error("cache:\n  size: 1G\n  partitions:\n    mail: {quota: 768M}\n    dnsbl: {quota: 512M}\n", 3,
+	             "partition quotas (1342177280 bytes) exceed cache.size (1073741824 bytes)");
+}
+
+static void test_config_rejects_bad_dnsbl_zone_name(void)
+{
+	expect_error("cache:\n  dnsbl-zones:\n    - zen.spamhaus.org\n    - zen..spamhaus.org\n", 4,
+	             "dnsbl-zones: 'zen..spamhaus.org': empty label");
+}
+
+static void test_config_rejects_dnsbl_zone_bad_character(void)
+{
+	expect_error("cache:\n  dnsbl-zones:\n    - {zone: \"bl.example.org/24\"}\n", 3,
+	             "dnsbl-zones: 'bl.example.org/24': bad character (letters, digits, '-' and '_' only)");
+}
+
+static void test_config_rejects_dnsbl_zone_long_label(void)
+{
+	char yaml[256];
+	snprintf(yaml, sizeof yaml, "cache:\n  dnsbl-zones: [%.64s.example]\n",
+	         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	expect_error(yaml, 2, "dnsbl-zones: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example': "
+	                      "label longer than 63 characters");
+}
+
+static void test_config_rejects_duplicate_dnsbl_zone(void)
+{
+	expect_error("cache:\n  dnsbl-zones:\n    - zen.spamhaus.org\n    - dbl.spamhaus.org\n"
+	             "    - {zone: ZEN.Spamhaus.org., negative-min-ttl: 5m}\n", 5,
+	             "dnsbl-zones: 'zen.spamhaus.org' is listed twice (first at line 3)");
+}
+
+static void test_config_rejects_dnsbl_zone_without_zone(void)
+{
+	expect_error("cache:\n  dnsbl-zones:\n    - {negative-min-ttl: 5m}\n", 3, "a dnsbl zone needs 'zone'");
+}
+
+static void test_config_rejects_unknown_user(void)
+{
+	expect_error("server:\n  user: no-such-user-mxr\n", 2, "user 'no-such-user-mxr' does not exist");
+}
+
+static void test_config_rejects_unknown_group(void)
+{
+	expect_error("server:\n  control-group: no-such-group-mxr\n", 2, "group 'no-such-group-mxr' does not exist");
+}
+
+static void test_config_rejects_control_socket_path_too_long(void)
+{
+	char yaml[512];
+	snprintf(yaml, sizeof yaml, "server:\n  control-socket: /%0108d\n", 0);
+	expect_error(yaml, 2, "control-socket: the path is longer than 107 bytes");
+}
+
+static void test_config_rejects_stale_ttl_out_of_range(void)
+{
+	expect_error("cache:\n  stale-ttl: 2h\n", 2, "'stale-ttl' must be between 1s and 1h");
+}
+
+static void test_config_rejects_stale_answer_after_too_short(void)
+{
+	expect_error("cache:\n  stale-answer-after: 50ms\n", 2, "'stale-answer-after' must be between 100ms and 60s");
+}
+
+static void test_config_rejects_prefetch_percent_out_of_range(void)
+{
+	expect_error("cache:\n  prefetch-percent: 51\n", 2, "'prefetch-percent' must be between 1 and 50");
+}
+
+static void test_config_reports_every_error_in_nested_sections(void)
+{
+	struct load l;
+	load_yaml("access:\n"
+	          "  rules:\n"
+	          "    - {network: 10.0.0.0/33, action: allow}\n"
+	          "    - {network: 10.0.0.0/8, action: maybe}\n"
+	          "cache:\n"
+	          "  partitions:\n"
+	          "    mail:\n"
+	          "      types: {BOGUS: {}, A: {min-ttl: 1x}}\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 4);
+	CU_ASSERT_PTR_NULL(l.cfg);
+	char want[1024];
+	snprintf(want, sizeof want,
+	         "%s:3: network '10.0.0.0/33': prefix length out of range (0..32)\n"
+	         "%s:4: 'action' must be one of allow, refuse, drop\n"
+	         "%s:8: unknown RR type 'BOGUS'\n"
+	         "%s:8: 'min-ttl' must be a duration such as 5s (units ms, s, m, h, d)\n",
+	         l.path, l.path, l.path, l.path);
+	CU_ASSERT_STRING_EQUAL(l.errs, want);
+	if (strcmp(l.errs, want) != 0)
+		fprintf(stderr, "\n  want: %s  got:  %s", want, l.errs);
+	load_done(&l);
+}
+
+/* The shipped profiles must stay loadable too, from the source root. */
+static void test_config_mail_server_profile_loads(void)
+{
+	struct config *cfg = NULL;
+	int rc = config_load("deploy/profiles/mail-server.yaml", &cfg, stderr);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL_FATAL(cfg->listen_count, 2);
+	check_v4(&cfg->listen[0], "127.0.0.1", 53);
+	check_v6(&cfg->listen[1], "::1", 53);
+	CU_ASSERT_PTR_NULL(cfg->user);
+	CU_ASSERT_STRING_EQUAL(cfg->cache_dir, "/var/lib/mxresolved");
+	CU_ASSERT_EQUAL(cfg->cache_size, 1ull << 30);
+	CU_ASSERT_EQUAL(cfg->access_default, CONFIG_ACCESS_REFUSE);
+	CU_ASSERT_EQUAL(cfg->access_rule_count, 2);
+	const struct config_partition *mail = &cfg->partitions[1];
+	CU_ASSERT(mail->quota > 0);
+	static const uint16_t floored[] = { 15, 16, 12, 1, 28, 52 };  /* MX TXT PTR A AAAA TLSA */
+	CU_ASSERT_EQUAL_FATAL(mail->type_count, sizeof floored / sizeof floored[0]);
+	for (unsigned i = 0; i < mail->type_count; i++) {
+		CU_ASSERT_EQUAL(mail->types[i].qtype, floored[i]);
+		CU_ASSERT_EQUAL(mail->types[i].ttl.min_ttl, 60);
+	}
+	CU_ASSERT_EQUAL_FATAL(cfg->dnsbl_zone_count, 3);
+	CU_ASSERT_STRING_EQUAL(cfg->dnsbl_zones[0].name, "zen.spamhaus.org");
+	CU_ASSERT_STRING_EQUAL(cfg->dnsbl_zones[1].name, "dbl.spamhaus.org");
+	CU_ASSERT_STRING_EQUAL(cfg->dnsbl_zones[2].name, "multi.surbl.org");
+	for (unsigned i = 0; i < cfg->dnsbl_zone_count; i++)
+		CU_ASSERT_EQUAL(cfg->dnsbl_zones[i].negative_min_ttl, 300);
+	config_free(cfg);
+}
+
+static void test_config_network_filter_profile_loads(void)
+{
+	struct config *cfg = NULL;
+	int rc = config_load("deploy/profiles/network-filter.yaml", &cfg, stderr);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL_FATAL(cfg->listen_count, 2);
+	check_v4(&cfg->listen[0], "0.0.0.0", 53);
+	check_v6(&cfg->listen[1], "::", 53);
+	CU_ASSERT_EQUAL(cfg->access_default, CONFIG_ACCESS_REFUSE);
+	static const char *const allowed[] = { "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8",
+		                               "127.0.0.0/8", "::1/128" };
+	CU_ASSERT_EQUAL_FATAL(cfg->access_rule_count, sizeof allowed / sizeof allowed[0]);
+	for (unsigned i = 0; i < cfg->access_rule_count; i++) {
+		CU_ASSERT_STRING_EQUAL(cfg->access_rules[i].network, allowed[i]);
+		CU_ASSERT_EQUAL(cfg->access_rules[i].action, CONFIG_ACCESS_ALLOW);
+	}
+	CU_ASSERT_EQUAL(cfg->ratelimit_qps, 200);
+	CU_ASSERT_EQUAL(cfg->ratelimit_slip, 2);
+	CU_ASSERT(cfg->partitions[0].quota > cfg->partitions[1].quota);
+	config_free(cfg);
+}
+
 static void test_config_accepts_null_errs_stream(void)
 {
 	char path[] = "/tmp/test_config_XXXXXX";
@@ -902,6 +1231,46 @@ int main(void)
 		TEST(test_config_rejects_invalid_utf8),
 		TEST(test_config_accepts_trailing_document_marker),
 		TEST(test_config_reports_every_error),
+		TEST(test_config_empty_rules_mean_no_rules),
+		TEST(test_config_empty_strings_mean_none),
+		TEST(test_config_quota_equal_to_size_is_accepted),
+		TEST(test_config_rejects_bad_access_default),
+		TEST(test_config_rejects_bad_rule_action),
+		TEST(test_config_rejects_bad_cidr),
+		TEST(test_config_rejects_cidr_prefix_too_long),
+		TEST(test_config_rejects_cidr_host_bits),
+		TEST(test_config_rejects_duplicate_network),
+		TEST(test_config_rejects_duplicate_exempt_network),
+		TEST(test_config_rejects_rule_not_a_mapping),
+		TEST(test_config_rejects_unknown_key_in_rule),
+		TEST(test_config_rejects_rule_without_network),
+		TEST(test_config_rejects_rule_without_action),
+		TEST(test_config_rejects_rules_not_a_list),
+		TEST(test_config_rejects_ipv4_prefix_out_of_range),
+		TEST(test_config_rejects_ipv6_prefix_out_of_range),
+		TEST(test_config_rejects_unknown_partition),
+		TEST(test_config_rejects_unknown_key_in_partition),
+		TEST(test_config_rejects_unknown_rr_type),
+		TEST(test_config_rejects_rr_type_number_out_of_range),
+		TEST(test_config_rejects_duplicate_rr_type),
+		TEST(test_config_rejects_min_ttl_above_max_ttl),
+		TEST(test_config_rejects_negative_min_ttl_above_max_ttl),
+		TEST(test_config_rejects_type_min_ttl_above_inherited_max),
+		TEST(test_config_rejects_quotas_above_size),
+		TEST(test_config_rejects_bad_dnsbl_zone_name),
+		TEST(test_config_rejects_dnsbl_zone_bad_character),
+		TEST(test_config_rejects_dnsbl_zone_long_label),
+		TEST(test_config_rejects_duplicate_dnsbl_zone),
+		TEST(test_config_rejects_dnsbl_zone_without_zone),
+		TEST(test_config_rejects_unknown_user),
+		TEST(test_config_rejects_unknown_group),
+		TEST(test_config_rejects_control_socket_path_too_long),
+		TEST(test_config_rejects_stale_ttl_out_of_range),
+		TEST(test_config_rejects_stale_answer_after_too_short),
+		TEST(test_config_rejects_prefetch_percent_out_of_range),
+		TEST(test_config_reports_every_error_in_nested_sections),
+		TEST(test_config_mail_server_profile_loads),
+		TEST(test_config_network_filter_profile_loads),
 		TEST(test_config_accepts_null_errs_stream),
 	};
 
