@@ -102,7 +102,6 @@ static const struct config_key config_keys[] = {
 	{ "recursion", "max-waiters", CONFIG_KIND_NUMBER, CONFIG_OFF(max_waiters), "1", "1000000", "1000" },
 	{ "recursion", "outgoing-range", CONFIG_KIND_NUMBER, CONFIG_OFF(outgoing_range), "16", "65536", "4096" },
 	{ "recursion", "upstream-cache-size", CONFIG_KIND_SIZE, CONFIG_OFF(upstream_cache_bytes), "1M", "4G", "32M" },
-	{ "recursion", "upstream-cache-max-ttl", CONFIG_KIND_SEC, CONFIG_OFF(upstream_cache_max_ttl), "1s", "1d", "1m" },
 
 	{ "cache", "directory", CONFIG_KIND_STRING, CONFIG_OFF(cache_dir), NULL, NULL, "./var/cache" },
 	{ "cache", "size", CONFIG_KIND_SIZE, CONFIG_OFF(cache_size), "1M", "1T", "256M" },

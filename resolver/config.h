@@ -87,8 +87,6 @@ struct config {
 	unsigned max_waiters;           /* clients coalesced on one question */
 	unsigned outgoing_range;
 	uint64_t upstream_cache_bytes;  /* libunbound's own message and RRset caches, each */
-	uint32_t upstream_cache_max_ttl;/* seconds libunbound may keep anything: bounds how stale
-	                                   a refresh through it can be */
 
 	/* cache: */
 	char *cache_dir;

@@ -62,15 +62,6 @@ struct recurse *recurse_new(struct event_base *base, const struct recurse_option
 	    recurse_set(r->ctx, "rrset-cache-size:", num, err, errlen) < 0 ||
 	    recurse_set(r->ctx, "key-cache-size:", num, err, errlen) < 0)
 		goto fail;
-	/* Our LMDB cache is the answer cache; libunbound's mostly holds the
-	 * delegations and keys.  Capping how long it keeps records makes a
-	 * refresh (prefetch, serve-stale's background fetch) reach the
-	 * authorities instead of getting back the copy that is expiring. */
-	if (opt->cache_max_ttl > 0) {
-		snprintf(num, sizeof num, "%u", opt->cache_max_ttl);
-		if (recurse_set(r->ctx, "cache-max-ttl:", num, err, errlen) < 0)
-			goto fail;
-	}
 	/* Matches our own advertised size, so fragments are avoided both ways. */
 	if (recurse_set(r->ctx, "edns-buffer-size:", "1232", err, errlen) < 0)
 		goto fail;

@@ -26,7 +26,6 @@ struct recurse_options {
 	unsigned outgoing_range;    /* sockets for outgoing queries */
 	unsigned max_pending;       /* queries libunbound works on at once */
 	uint64_t cache_bytes;       /* libunbound's message and RRset caches, each */
-	uint32_t cache_max_ttl;     /* seconds libunbound keeps anything; 0 = its default (1 day) */
 };
 
 /* Called once per submitted query, on the loop's thread.  On success rcode

@@ -75,6 +75,7 @@ struct server_job {
 	bool stale_ok;              /* a servable stale entry exists (RFC 8767) */
 	int64_t stale_at_ms;        /* and is sent then, if nothing better came */
 	bool counted;               /* holds one of its client's pending slots */
+	int64_t refresh_at;         /* SERVER_NONE: wall-clock second to start the refresh */
 	uint8_t *reply;
 	size_t reply_len;
 };
@@ -160,6 +161,8 @@ struct resolver {
 	struct inflight *table[SERVER_INFLIGHT_BUCKETS];
 	_Atomic unsigned inflight_count;
 	unsigned prefetch_count;
+	struct server_job *scheduled; /* refreshes waiting for their entry to expire */
+	unsigned scheduled_count;
 	struct client_count *clients[SERVER_CLIENT_BUCKETS];
 	struct cache_reader *reader; /* stale answers and the stale check on failure */
 	uint64_t mx_targets[SERVER_MX_TARGETS];
@@ -438,6 +441,10 @@ static void worker_prefetch(struct worker *w, const struct wire_query *q, const 
 	struct server_job *job = worker_new_job(w, q, SERVER_NONE);
 	if (job == NULL)
 		return;
+	/* libunbound's own copy of the answer expires when ours does (our TTL
+	 * is what it had left), and until then a lookup through it returns the
+	 * same expiring data: the refresh starts right after. */
+	job->refresh_at = rec->expires + 1;
 	job_queue_push(&w->server->resolver.requests, job);
 }
 
@@ -1236,6 +1243,23 @@ static void resolver_take(struct resolver *rs, struct server_job *job)
 			return;
 		}
 	}
+	if (refresh && job->refresh_at > time(NULL)) {
+		for (struct server_job *o = rs->scheduled; o != NULL; o = o->next) {
+			if (o->q.qname_len == job->q.qname_len && o->q.qtype == job->q.qtype &&
+			    memcmp(o->q.qname, job->q.qname, job->q.qname_len) == 0) {
+				job_free(job);
+				return;
+			}
+		}
+		if (rs->scheduled_count >= cfg->prefetch_max) {
+			job_free(job);
+			return;
+		}
+		job->next = rs->scheduled;
+		rs->scheduled = job;
+		rs->scheduled_count++;
+		return;
+	}
 	if (refresh) {
 		if (rs->prefetch_count >= cfg->prefetch_max ||
 		    atomic_load(&rs->inflight_count) >= cfg->max_pending / 2) {
@@ -1302,6 +1326,18 @@ static void resolver_on_deadlines(evutil_socket_t fd, short what, void *arg)
 {
 	struct resolver *rs = arg;
 	int64_t now = server_now_ms();
+	int64_t wall = time(NULL);
+	for (struct server_job **pp = &rs->scheduled; *pp != NULL;) {
+		struct server_job *job = *pp;
+		if (job->refresh_at > wall) {
+			pp = &job->next;
+			continue;
+		}
+		*pp = job->next;
+		rs->scheduled_count--;
+		job->refresh_at = 0;
+		resolver_take(rs, job);
+	}
 	for (size_t b = 0; b < SERVER_INFLIGHT_BUCKETS; b++) {
 		for (struct inflight *f = rs->table[b]; f != NULL; f = f->next) {
 			struct server_job **pp = &f->waiters;
@@ -1522,7 +1558,6 @@ int server_start(struct server *s, char *err, size_t errlen)
 		.outgoing_range = cfg->outgoing_range,
 		.max_pending = cfg->max_pending,
 		.cache_bytes = cfg->upstream_cache_bytes,
-		.cache_max_ttl = cfg->upstream_cache_max_ttl,
 	};
 	rs->recurse = recurse_new(rs->base, &ro, err, errlen);
 	if (rs->recurse == NULL)
@@ -1644,6 +1679,11 @@ void server_free(struct server *s)
 			rs->clients[b] = c->next;
 			free(c);
 		}
+	while (rs->scheduled != NULL) {
+		struct server_job *job = rs->scheduled;
+		rs->scheduled = job->next;
+		job_free(job);
+	}
 	acl_free(s->acl);
 	acl_free(s->ratelimit_exempt);
 	for (size_t b = 0; b < SERVER_INFLIGHT_BUCKETS; b++) {

@@ -128,7 +128,6 @@ static void check_most_defaults(const struct config *cfg)
 	CU_ASSERT_EQUAL(cfg->max_pending, 10000);
 	CU_ASSERT_EQUAL(cfg->outgoing_range, 4096);
 	CU_ASSERT_EQUAL(cfg->upstream_cache_bytes, 32ull << 20);
-	CU_ASSERT_EQUAL(cfg->upstream_cache_max_ttl, 60);
 	CU_ASSERT_EQUAL(cfg->cache_size, 256ull << 20);
 	CU_ASSERT_EQUAL(cfg->max_ttl, 86400);
 	CU_ASSERT_EQUAL(cfg->negative_max_ttl, 3600);
@@ -711,8 +710,6 @@ static void test_config_rejects_size_multiplication_overflow(void)
 {
 	expect_error("recursion:\n  upstream-cache-size: 17179869184G\n", 2,
 	             "'upstream-cache-size' must be between 1M and 4G");
-	expect_error("recursion:\n  upstream-cache-max-ttl: 0\n", 2,
-	             "'upstream-cache-max-ttl' must be between 1s and 1d");
 }
 
 static void test_config_rejects_bad_boolean(void)
