@@ -185,7 +185,8 @@ struct cache_item {
  * was first reached: "target".  Eviction runs when the pages are over quota
  * and the logical bytes have grown past the target again. */
 struct cache_part_state {
-	uint64_t quota;
+	_Atomic uint64_t quota;     /* written by the writer only; read by stats */
+	_Atomic uint64_t requested; /* cache_set_quotas: applied by the writer */
 	_Atomic uint64_t limit; /* lower cap learnt from MAP_FULL; 0 = none */
 	uint64_t target;
 	uint64_t logical_est;
@@ -951,6 +952,17 @@ static void cache_enforce_quotas(struct cache *c)
 {
 	uint64_t used[CACHE_PART_COUNT];
 
+	/* A quota changed on reload starts over: no learnt target or cap. */
+	for (unsigned p = 0; p < CACHE_PART_COUNT; p++) {
+		struct cache_part_state *ps = &c->part[p];
+		uint64_t want = atomic_load(&ps->requested);
+		if (want != atomic_load(&ps->quota)) {
+			atomic_store(&ps->quota, want);
+			atomic_store(&ps->limit, 0);
+			ps->have_target = 0;
+			log_info("cache: %s quota now %llu bytes", cache_part_names[p], (unsigned long long)want);
+		}
+	}
 	cache_part_used(c, used);
 	for (unsigned p = 0; p < CACHE_PART_COUNT; p++) {
 		struct cache_part_state *ps = &c->part[p];
@@ -1388,6 +1400,12 @@ static void *cache_writer_main(void *arg)
 			cache_run_op(c, op);
 		cache_apply_touches(c);
 		cache_periodic(c);
+		for (unsigned p = 0; p < CACHE_PART_COUNT; p++) {
+			if (atomic_load(&c->part[p].requested) != atomic_load(&c->part[p].quota)) {
+				cache_enforce_quotas(c);
+				break;
+			}
+		}
 
 		pthread_mutex_lock(&c->q_lock);
 		c->flush_done = gen;
@@ -1647,6 +1665,7 @@ struct cache *cache_open(const struct cache_options *opt, char *err, size_t errl
 	for (unsigned p = 0; p < CACHE_PART_COUNT; p++) {
 		c->part[p].quota = opt->quota[p] ? opt->quota[p] :
 		                   opt->max_bytes / 100 * cache_part_share[p];
+		c->part[p].requested = c->part[p].quota;
 		quota_sum += c->part[p].quota;
 	}
 	if (quota_sum > opt->max_bytes)
@@ -1997,4 +2016,13 @@ int cache_lookup(struct cache *c, const uint8_t *qname, size_t qname_len, uint16
 	}
 	mdb_txn_abort(txn);
 	return ret;
+}
+
+void cache_set_quotas(struct cache *c, const uint64_t quota[CACHE_PART_COUNT])
+{
+	for (unsigned p = 0; p < CACHE_PART_COUNT; p++)
+		atomic_store(&c->part[p].requested,
+		             quota[p] ? quota[p] : c->max_bytes / 100 * cache_part_share[p]);
+	/* The writer applies them before its next transaction; wake it. */
+	cache_flush_writes(c);
 }

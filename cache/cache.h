@@ -112,6 +112,12 @@ int cache_put(struct cache *c, const uint8_t *qname, size_t qname_len,
  * shutdown and control commands; not for the query path. */
 void cache_flush_writes(struct cache *c);
 
+/* Change the partition quotas (bytes; 0 = the default share of max_bytes)
+ * while the cache runs, as on a configuration reload: the writer applies them
+ * before its next transaction and evicts down to them.  Returns after the
+ * writer has seen them. */
+void cache_set_quotas(struct cache *c, const uint64_t quota[CACHE_PART_COUNT]);
+
 /* Fill *st with a snapshot of the counters and sizes. */
 void cache_get_stats(struct cache *c, struct cache_stats *st);
 

@@ -163,6 +163,29 @@ static int main_drop_privileges(const struct main_identity *id)
 	return 0;
 }
 
+/* SIGHUP: read the file again and apply what can change live.  A file
+ * with errors changes nothing: the running configuration stays. */
+static void main_reload(const char *path, struct server *srv, struct cache *cache)
+{
+	struct config *fresh = NULL;
+	int errors = config_load(path, &fresh, stderr);
+	if (errors != 0) {
+		log_err("reload: %s has %d error(s); keeping the running configuration", path, errors);
+		return;
+	}
+	uint64_t quota[CACHE_PART_COUNT];
+	for (unsigned p = 0; p < CACHE_PART_COUNT; p++)
+		quota[p] = p < CONFIG_PARTITIONS ? fresh->partitions[p].quota : 0;
+	log_set_level((enum log_level)fresh->log_level);
+	if (server_reload(srv, fresh) < 0) {
+		log_err("reload: out of memory; keeping the running configuration");
+		config_free(fresh);
+		return;
+	}
+	cache_set_quotas(cache, quota);
+	log_info("reload: %s applied; the cache is kept", path);
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = "/etc/mxresolved/mxresolved.yaml";
@@ -219,6 +242,8 @@ int main(int argc, char **argv)
 		.max_readers = cfg->workers + 16,
 		.sync_interval_ms = cfg->sync_interval_ms,
 	};
+	for (unsigned p = 0; p < CACHE_PART_COUNT && p < CONFIG_PARTITIONS; p++)
+		copt.quota[p] = cfg->partitions[p].quota;
 	cache = cache_open(&copt, err, sizeof err);
 	if (cache == NULL) {
 		log_err("cache %s: %s", cfg->cache_dir, err);
@@ -265,7 +290,7 @@ int main(int argc, char **argv)
 		if (sigwait(&stop_signals, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: nothing to reload in this version");
+			main_reload(path, srv, cache);
 			continue;
 		}
 		log_info("signal %d: shutting down", sig);

@@ -33,6 +33,7 @@
 
 #include "acl.h"
 #include "cache.h"
+#include "cachepolicy.h"
 #include "config.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -45,11 +46,9 @@
 #define SERVER_UDP_IN 4096         /* larger queries are not queries we answer */
 #define SERVER_INFLIGHT_BUCKETS 4096
 #define SERVER_TCP_OUT_MAX (256 * 1024) /* a client that does not read is cut off */
-#define SERVER_BOGUS_TTL 60        /* as unbound's val-bogus-ttl: retry validation soon */
 #define SERVER_EDE_TEXT_MAX 200
 #define SERVER_PREFETCH_MEMO 1024  /* per worker: recently requested refreshes */
 #define SERVER_PREFETCH_MEMO_SECONDS 5
-#define SERVER_PREFETCH_MIN_TTL 10 /* shorter TTLs are not worth refreshing ahead */
 #define SERVER_MX_TARGETS 65536    /* hashes of names learned as MX exchanges */
 #define SERVER_CLIENT_BUCKETS 4096
 #define SERVER_TCP_CLIENT_SLOTS 4096 /* connection counts by address hash, shared by workers */
@@ -174,7 +173,11 @@ struct resolver {
 };
 
 struct server {
-	const struct config *cfg;
+	/* Swapped whole on reload; every use loads it once and works on that
+	 * snapshot.  Old configs stay alive until shutdown (config_chain). */
+	const struct config *_Atomic cfg;
+	struct config **config_chain;
+	unsigned config_chain_len;
 	struct cache *cache;
 	unsigned worker_count;
 	unsigned workers_running;   /* threads started, to be joined */
@@ -184,9 +187,7 @@ struct server {
 	struct resolver resolver;
 	struct acl *acl;
 	struct acl *ratelimit_exempt; /* ALLOW = exempt; NULL = nobody is */
-	uint8_t dnsbl_zone[CONFIG_MAX_DNSBL_ZONES][WIRE_MAX_NAME];
-	size_t dnsbl_zone_len[CONFIG_MAX_DNSBL_ZONES];
-	unsigned dnsbl_zone_count;
+	struct cachepolicy_zones zones; /* from the config at start: restart to change */
 	/* Connections per client address hash, across workers: SO_REUSEPORT
 	 * sends one host's connections to every worker.  Touched on accept and
 	 * close only; a collision makes two hosts share a count, which errs on
@@ -203,50 +204,11 @@ static int64_t server_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Whether name is zone or under it, on label boundaries. */
-static bool server_name_under(const uint8_t *name, size_t len, const uint8_t *zone, size_t zlen)
-{
-	if (zlen > len || memcmp(name + len - zlen, zone, zlen) != 0)
-		return false;
-	for (size_t p = 0; p < len; p += (size_t)name[p] + 1) {
-		if (p == len - zlen)
-			return true;
-		if (name[p] == 0)
-			break;
-	}
-	return false;
-}
-
-/* The DNSBL zone index name falls under, or -1. */
-static int server_dnsbl_zone(const struct server *s, const uint8_t *name, size_t len)
-{
-	for (unsigned i = 0; i < s->dnsbl_zone_count; i++)
-		if (server_name_under(name, len, s->dnsbl_zone[i], s->dnsbl_zone_len[i]))
-			return (int)i;
-	return -1;
-}
-
-static bool server_mail_type(uint16_t qtype)
-{
-	switch (qtype) {
-	case WIRE_TYPE_MX:
-	case WIRE_TYPE_TXT:
-	case WIRE_TYPE_PTR:
-	case WIRE_TYPE_TLSA:
-	case WIRE_TYPE_SRV:
-		return true;
-	default:
-		return false;
-	}
-}
-
 /* Where a question's answer is looked for first.  Only the resolver thread
  * knows MX targets, so their A/AAAA are found on the second lookup. */
 static enum cache_partition server_partition_hint(const struct server *s, const struct wire_query *q)
 {
-	if (s->dnsbl_zone_count > 0 && server_dnsbl_zone(s, q->qname, q->qname_len) >= 0)
-		return CACHE_PART_DNSBL;
-	return server_mail_type(q->qtype) ? CACHE_PART_MAIL : CACHE_PART_GENERAL;
+	return cachepolicy_partition(&s->zones, q->qname, q->qname_len, q->qtype, false);
 }
 
 /* ---- job queues ---------------------------------------------------- */
@@ -388,15 +350,6 @@ static size_t server_serve_record(const struct wire_query *q, const struct cache
 	return wire_serve_form(rec->plain, rec->plain_len, q, &s, out, cap);
 }
 
-/* RFC 8767: only data that validated or was insecure is served stale, and
- * NXDOMAIN only when the operator allows it. */
-static bool server_stale_servable(const struct config *cfg, const struct cache_record *rec)
-{
-	if (!cfg->serve_stale || rec->dnssec == CACHE_DNSSEC_BOGUS || rec->dnssec == CACHE_DNSSEC_INDETERMINATE)
-		return false;
-	return rec->rcode == WIRE_RCODE_NOERROR || (rec->rcode == WIRE_RCODE_NXDOMAIN && cfg->serve_stale_nxdomain);
-}
-
 static uint32_t server_name_hash(const struct wire_query *q)
 {
 	uint32_t h = 2166136261u ^ q->qtype;
@@ -426,11 +379,7 @@ static struct server_job *worker_new_job(struct worker *w, const struct wire_que
  * resolver thread coalesces the rest. */
 static void worker_prefetch(struct worker *w, const struct wire_query *q, const struct cache_record *rec, int64_t now)
 {
-	const struct config *cfg = w->server->cfg;
-	if (!cfg->prefetch || rec->ttl < SERVER_PREFETCH_MIN_TTL || rec->dnssec == CACHE_DNSSEC_BOGUS)
-		return;
-	uint64_t left = (uint64_t)(rec->expires - now);
-	if (left * 100 >= (uint64_t)rec->ttl * cfg->prefetch_percent)
+	if (!cachepolicy_prefetch_due(w->server->cfg, rec, now))
 		return;
 	uint32_t h = server_name_hash(q);
 	size_t slot = h % SERVER_PREFETCH_MEMO;
@@ -504,7 +453,7 @@ static size_t worker_answer(struct worker *w, const uint8_t *pkt, size_t len, en
 				return n;
 			}
 		} else {
-			stale = server_stale_servable(w->server->cfg, &rec);
+			stale = cachepolicy_stale_servable(w->server->cfg, &rec);
 		}
 	}
 	stats_inc(&w->stats, STATS_CACHE_MISSES);
@@ -938,7 +887,7 @@ static void resolver_serve_stale(struct resolver *rs, struct server_job *job, in
 		struct cache_record rec;
 		const struct wire_query *q = &job->q;
 		if (cache_get(rs->reader, q->qname, q->qname_len, q->qtype, q->qclass, CACHE_PART_GENERAL, now, &rec) == 0 &&
-		    server_stale_servable(cfg, &rec)) {
+		    cachepolicy_stale_servable(cfg, &rec)) {
 			struct wire_serve s = {
 				.ttl_override = cfg->stale_ttl,
 				.set_ad = rec.dnssec == CACHE_DNSSEC_SECURE && (q->do_bit || q->ad),
@@ -1027,44 +976,9 @@ static bool mx_target_known(const struct resolver *rs, const uint8_t *name, size
 
 static enum cache_partition resolver_partition(const struct resolver *rs, const struct wire_query *q)
 {
-	enum cache_partition p = server_partition_hint(rs->server, q);
-	if (p == CACHE_PART_GENERAL && (q->qtype == WIRE_TYPE_A || q->qtype == WIRE_TYPE_AAAA) &&
-	    mx_target_known(rs, q->qname, q->qname_len))
-		p = CACHE_PART_MAIL;
-	return p;
-}
-
-/* The TTL clamps for a question: its partition's, overridden by a per-type
- * entry, with 0 maxima meaning the global ones and a DNSBL zone's own
- * negative floor. */
-static struct config_ttl_policy resolver_ttl_policy(const struct resolver *rs, const struct wire_query *q,
-                                                    enum cache_partition part)
-{
-	const struct config *cfg = rs->server->cfg;
-	const struct config_partition *cp = &cfg->partitions[part];
-	struct config_ttl_policy pol = cp->ttl;
-	for (unsigned i = 0; i < cp->type_count; i++)
-		if (cp->types[i].qtype == q->qtype)
-			pol = cp->types[i].ttl;
-	if (pol.max_ttl == 0)
-		pol.max_ttl = cfg->max_ttl;
-	if (pol.negative_max_ttl == 0)
-		pol.negative_max_ttl = cfg->negative_max_ttl;
-	if (part == CACHE_PART_DNSBL) {
-		int z = server_dnsbl_zone(rs->server, q->qname, q->qname_len);
-		if (z >= 0 && cfg->dnsbl_zones[z].negative_min_ttl > 0)
-			pol.negative_min_ttl = cfg->dnsbl_zones[z].negative_min_ttl;
-	}
-	if (pol.min_ttl > pol.max_ttl)
-		pol.min_ttl = pol.max_ttl;
-	if (pol.negative_min_ttl > pol.negative_max_ttl)
-		pol.negative_min_ttl = pol.negative_max_ttl;
-	return pol;
-}
-
-static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
+	bool mx_target = (q->qtype == WIRE_TYPE_A || q->qtype == WIRE_TYPE_AAAA) &&
+	                 mx_target_known(rs, q->qname, q->qname_len);
+	return cachepolicy_partition(&rs->server->zones, q->qname, q->qname_len, q->qtype, mx_target);
 }
 
 /* How long an answer is kept, after the TTL policy; the forms' TTLs are
@@ -1073,28 +987,13 @@ static uint32_t resolver_entry_ttl(struct resolver *rs, const struct wire_query 
                                    const struct wire_answer_info *info, enum recurse_security sec,
                                    size_t full_len, size_t plain_len)
 {
-	const struct config *cfg = rs->server->cfg;
-	struct config_ttl_policy pol = resolver_ttl_policy(rs, q, part);
-	uint32_t ttl, lo, hi;
-	if (info->rcode != WIRE_RCODE_NOERROR && info->rcode != WIRE_RCODE_NXDOMAIN)
-		return cfg->servfail_ttl;
-	if (info->negative) {
-		if (!info->has_soa)
-			return 0; /* RFC 2308 §5: no SOA, no negative caching */
-		lo = pol.negative_min_ttl;
-		hi = pol.negative_max_ttl;
-	} else {
-		lo = pol.min_ttl;
-		hi = pol.max_ttl;
+	struct cachepolicy_ttl t = cachepolicy_entry_ttl(rs->server->cfg, &rs->server->zones, q->qname, q->qname_len,
+	                                                 q->qtype, part, info, sec == RECURSE_BOGUS);
+	if (t.ttl > 0 && t.clamp) {
+		wire_form_clamp_ttls(rs->form_full, full_len, t.min, t.max);
+		wire_form_clamp_ttls(rs->form_plain, plain_len, t.min, t.max);
 	}
-	ttl = clamp_u32(info->ttl, lo, hi);
-	if (sec == RECURSE_BOGUS && ttl > SERVER_BOGUS_TTL)
-		ttl = SERVER_BOGUS_TTL;
-	if (lo > 0 || hi < UINT32_MAX) {
-		wire_form_clamp_ttls(rs->form_full, full_len, lo, hi);
-		wire_form_clamp_ttls(rs->form_plain, plain_len, lo, hi);
-	}
-	return ttl;
+	return t.ttl;
 }
 
 static void resolver_store(struct resolver *rs, const struct wire_query *q, enum cache_partition part,
@@ -1419,18 +1318,43 @@ static int server_build_policy(struct server *s, char *err, size_t errlen)
 			}
 		}
 	}
-	for (unsigned i = 0; i < cfg->dnsbl_zone_count; i++) {
-		size_t n = wire_name_from_text(cfg->dnsbl_zones[i].name, s->dnsbl_zone[s->dnsbl_zone_count]);
-		if (n == 0) {
-			snprintf(err, errlen, "dnsbl zone '%s' is not a domain name", cfg->dnsbl_zones[i].name);
-			return -1;
-		}
-		s->dnsbl_zone_len[s->dnsbl_zone_count++] = n;
+	if (cachepolicy_zones_init(&s->zones, cfg) < 0) {
+		snprintf(err, errlen, "a dnsbl zone is not a domain name");
+		return -1;
 	}
 	return 0;
 nomem:
 	snprintf(err, errlen, "out of memory");
 	return -1;
+}
+
+int server_reload(struct server *s, struct config *cfg)
+{
+	const struct config *old = s->cfg;
+	struct config **chain = realloc(s->config_chain, (s->config_chain_len + 1) * sizeof *chain);
+	if (chain == NULL)
+		return -1;
+	s->config_chain = chain;
+	chain[s->config_chain_len++] = cfg;
+	/* What is bound, built or owned at start stays; say so rather than
+	 * pretend it changed. */
+	if (old->listen_count != cfg->listen_count ||
+	    memcmp(old->listen, cfg->listen, sizeof old->listen[0] * old->listen_count) != 0 ||
+	    old->workers != cfg->workers)
+		log_warn("reload: listen addresses and workers change only on restart");
+	if (old->access_rule_count != cfg->access_rule_count || old->access_default != cfg->access_default ||
+	    memcmp(old->access_rules, cfg->access_rules, sizeof old->access_rules[0] * old->access_rule_count) != 0 ||
+	    old->ratelimit_qps != cfg->ratelimit_qps)
+		log_warn("reload: access control and rate limits change only on restart");
+	if (old->dnsbl_zone_count != cfg->dnsbl_zone_count ||
+	    memcmp(old->dnsbl_zones, cfg->dnsbl_zones, sizeof old->dnsbl_zones[0] * old->dnsbl_zone_count) != 0)
+		log_warn("reload: dnsbl-zones change only on restart");
+	if (strcmp(old->cache_dir, cfg->cache_dir) != 0 || old->cache_size != cfg->cache_size)
+		log_warn("reload: the cache directory and size change only on restart");
+	if (strcmp(old->root_hints, cfg->root_hints) != 0 || old->dnssec != cfg->dnssec)
+		log_warn("reload: recursion settings change only on restart");
+	atomic_store(&s->cfg, cfg);
+	return 0;
 }
 
 void server_get_stats(struct server *s, uint64_t *out, uint64_t *inflight)
@@ -1718,6 +1642,9 @@ void server_free(struct server *s)
 				if (s->tcp_fds[w][l] >= 0)
 					close(s->tcp_fds[w][l]);
 			}
+	for (unsigned i = 0; i < s->config_chain_len; i++)
+		config_free(s->config_chain[i]);
+	free(s->config_chain);
 	free(s->udp_fds);
 	free(s->tcp_fds);
 	free(s->workers);

@@ -25,6 +25,14 @@ int server_start(struct server *s, char *err, size_t errlen);
  * send what is queued, and join every thread.  Safe to call once. */
 void server_stop(struct server *s);
 
+/* Make cfg (from config_load; the server takes it and frees it at
+ * server_free; the first one stays the caller's) the configuration in force: TTL policy, serve-stale,
+ * prefetch, timeouts and per-client caps apply to the next query; what is
+ * bound or built at start (listen addresses, workers, access control, rate
+ * limits, DNSBL zones, the cache's place and size, recursion settings) is
+ * kept, with a warning if it differs.  Returns 0, or -1 (cfg not taken). */
+int server_reload(struct server *s, struct config *cfg);
+
 /* Merge every thread's counters into out[STATS_COUNT] (see stats.h), and
  * report the questions in flight now in *inflight.  Any thread, any time
  * after server_start. */

@@ -465,6 +465,54 @@ static void test_cache_hit_refreshes_last_hit(void)
 	tmp_teardown();
 }
 
+static void test_cache_set_quotas_shrinks_one_partition_live(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(32u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	char name[64];
+	for (int i = 0; i < 8000; i++) {
+		make_rec(&t, (uint32_t)i, 200, 150, now, 3600, CACHE_PART_GENERAL);
+		t.rec.last_hit = now - 8000 + i;
+		snprintf(name, sizeof name, "g%d.example.net", i);
+		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+	}
+	for (int i = 0; i < 200; i++) {
+		make_rec(&t, (uint32_t)i, 200, 150, now, 3600, CACHE_PART_MAIL);
+		snprintf(name, sizeof name, "m%d.example.com", i);
+		CU_ASSERT(put_name(c, name, 15, &t.rec) == 0);
+	}
+	cache_flush_writes(c);
+	struct cache_stats before;
+	cache_get_stats(c, &before);
+	CU_ASSERT(before.entries[CACHE_PART_GENERAL] == 8000);
+	CU_ASSERT(before.evictions == 0);
+
+	uint64_t quota[CACHE_PART_COUNT] = { 1u << 20, 0, 0 };
+	cache_set_quotas(c, quota);
+	cache_flush_writes(c);
+	struct cache_stats after;
+	cache_get_stats(c, &after);
+	CU_ASSERT(after.quota[CACHE_PART_GENERAL] == 1u << 20);
+	CU_ASSERT(after.evictions > 0);
+	CU_ASSERT(after.entries[CACHE_PART_GENERAL] < 8000);
+	/* Another partition's quota is not another partition's problem. */
+	CU_ASSERT(after.entries[CACHE_PART_MAIL] == 200);
+	/* The most recently hit survive. */
+	struct cache_reader *r = cache_reader_new(c);
+	CU_ASSERT_FATAL(r != NULL);
+	struct cache_record out;
+	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+	CU_ASSERT(get_name(r, "g7999.example.net", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(get_name(r, "g0.example.net", 1, CACHE_PART_GENERAL, now, &out) == -1);
+	cache_reader_end(r);
+	cache_reader_free(r);
+	cache_close(c);
+	tmp_teardown();
+}
+
 static void test_cache_evicts_when_partition_over_quota(void)
 {
 	tmp_setup();
@@ -1586,6 +1634,8 @@ int main(void)
 	CU_add_test(s, "test_cache_hit_refreshes_last_hit", test_cache_hit_refreshes_last_hit);
 	CU_add_test(s, "test_cache_evicts_when_partition_over_quota",
 	            test_cache_evicts_when_partition_over_quota);
+	CU_add_test(s, "test_cache_set_quotas_shrinks_one_partition_live",
+	            test_cache_set_quotas_shrinks_one_partition_live);
 	CU_add_test(s, "test_cache_map_full_never_fails_put", test_cache_map_full_never_fails_put);
 	CU_add_test(s, "test_cache_corrupt_value_is_miss", test_cache_corrupt_value_is_miss);
 	CU_add_test(s, "test_cache_wrong_format_version_is_set_aside",
