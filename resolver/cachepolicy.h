@@ -44,7 +44,7 @@ enum cache_partition cachepolicy_partition(const struct cachepolicy_zones *z, co
 struct cachepolicy_ttl {
 	uint32_t ttl;       /* the entry's life in seconds; 0 = do not store */
 	uint32_t min, max;  /* clamp for the TTLs inside the stored forms */
-	bool clamp;         /* whether min/max change anything */
+	bool clamp;         /* whether the forms are to be clamped (min > 0 or a finite max) */
 };
 
 /* The TTL policy for an answer described by info (rcode, negative, SOA,
