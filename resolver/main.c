@@ -268,7 +268,7 @@ int main(int argc, char **argv)
 		}
 		ctl = control_new(cfg, id.drop ? id.uid : (uid_t)-1, group, err, sizeof err);
 		if (ctl == NULL) {
-			log_err("control socket %s: %s", cfg->control_socket, err);
+			log_err("%s", err);
 			goto done;
 		}
 	}

@@ -51,7 +51,9 @@
 #define SERVER_PREFETCH_MEMO_SECONDS 5
 #define SERVER_MX_TARGETS 65536    /* hashes of names learned as MX exchanges */
 #define SERVER_CLIENT_BUCKETS 4096
-#define SERVER_TCP_CLIENT_SLOTS 4096 /* connection counts by address hash, shared by workers */
+#define SERVER_TCP_CLIENT_SLOTS 4096
+/* Room for the destination address of a datagram to a wildcard socket. */
+#define SERVER_CMSG_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo)) /* connection counts by address hash, shared by workers */
 
 /* SERVER_NONE: a refresh the server asked for itself, with nobody waiting. */
 enum server_transport { SERVER_UDP, SERVER_TCP, SERVER_NONE };
@@ -69,6 +71,8 @@ struct server_job {
 	int udp_fd;
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
+	uint8_t udp_ctl[SERVER_CMSG_SPACE]; /* where the query came to, to answer from there */
+	size_t udp_ctl_len;
 	struct tcp_conn *conn;
 	int64_t deadline_ms;        /* CLOCK_MONOTONIC: SERVFAIL then */
 	bool stale_ok;              /* a servable stale entry exists (RFC 8767) */
@@ -113,6 +117,7 @@ struct worker {
 	struct mmsghdr in_msgs[SERVER_BATCH];
 	struct iovec in_iov[SERVER_BATCH];
 	struct sockaddr_storage in_addr[SERVER_BATCH];
+	uint8_t in_ctl[SERVER_BATCH][SERVER_CMSG_SPACE];
 	uint8_t in_buf[SERVER_BATCH][SERVER_UDP_IN];
 	struct mmsghdr out_msgs[SERVER_BATCH];
 	struct iovec out_iov[SERVER_BATCH];
@@ -317,6 +322,16 @@ static int server_bind(const struct sockaddr_storage *ss, int type, char *err, s
 	if (type == SOCK_DGRAM) {
 		int size = 4 * 1024 * 1024;
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+		/* On a wildcard address the kernel would answer from whatever address
+		 * routing picks; a client expects the one it asked.  Learn it per
+		 * datagram and send from it. */
+		bool wildcard = ss->ss_family == AF_INET6
+		                ? IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr)
+		                : ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+		if (wildcard && (ss->ss_family == AF_INET6
+		                 ? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on)
+		                 : setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on)) < 0)
+			goto fail;
 	}
 	if (bind(fd, (const struct sockaddr *)ss, server_addr_len(ss)) < 0)
 		goto fail;
@@ -501,6 +516,32 @@ static enum worker_gate worker_gate(struct worker *w, const struct sockaddr *cli
 
 /* ---- UDP ------------------------------------------------------------ */
 
+/* Turn the control data received with a datagram into what makes the reply
+ * leave from the address the query came to: the pktinfo (if any, on a
+ * wildcard socket) with the source set to that address.  Edits the buffer
+ * in place; returns its length, 0 when there is nothing to send along. */
+static size_t server_reply_control(struct msghdr *mh)
+{
+	if (mh->msg_controllen == 0 || (mh->msg_flags & MSG_CTRUNC))
+		return 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof pi);
+			pi.ipi_spec_dst = pi.ipi_addr;
+			memcpy(CMSG_DATA(c), &pi, sizeof pi);
+			/* Only this one message goes back. */
+			memmove(mh->msg_control, c, c->cmsg_len);
+			return CMSG_SPACE(sizeof pi);
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			memmove(mh->msg_control, c, c->cmsg_len);
+			return CMSG_SPACE(sizeof(struct in6_pktinfo));
+		}
+	}
+	return 0;
+}
+
 static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
@@ -513,6 +554,8 @@ static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 				.msg_namelen = sizeof w->in_addr[i],
 				.msg_iov = &w->in_iov[i],
 				.msg_iovlen = 1,
+				.msg_control = w->in_ctl[i],
+				.msg_controllen = sizeof w->in_ctl[i],
 			};
 		}
 		int got = recvmmsg(fd, w->in_msgs, SERVER_BATCH, MSG_DONTWAIT, NULL);
@@ -535,16 +578,21 @@ static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 				job->udp_fd = fd;
 				job->peer = w->in_addr[i];
 				job->peer_len = w->in_msgs[i].msg_hdr.msg_namelen;
+				job->udp_ctl_len = server_reply_control(&w->in_msgs[i].msg_hdr);
+				memcpy(job->udp_ctl, w->in_ctl[i], job->udp_ctl_len);
 				job_queue_push(&w->server->resolver.requests, job);
 			}
 			if (n == 0)
 				continue;
 			w->out_iov[out_count] = (struct iovec){ .iov_base = w->out_buf[out_count], .iov_len = n };
+			size_t ctl_len = server_reply_control(&w->in_msgs[i].msg_hdr);
 			w->out_msgs[out_count].msg_hdr = (struct msghdr){
 				.msg_name = &w->in_addr[i],
 				.msg_namelen = w->in_msgs[i].msg_hdr.msg_namelen,
 				.msg_iov = &w->out_iov[out_count],
 				.msg_iovlen = 1,
+				.msg_control = ctl_len > 0 ? w->in_ctl[i] : NULL,
+				.msg_controllen = ctl_len,
 			};
 			out_count++;
 		}
@@ -732,9 +780,18 @@ static void tcp_on_accept(struct evconnlistener *listener, evutil_socket_t fd, s
 static void worker_deliver(struct server_job *job)
 {
 	if (job->transport == SERVER_UDP) {
-		if (job->reply_len > 0)
-			(void)sendto(job->udp_fd, job->reply, job->reply_len, MSG_DONTWAIT,
-			             (struct sockaddr *)&job->peer, job->peer_len);
+		if (job->reply_len > 0) {
+			struct iovec iov = { .iov_base = job->reply, .iov_len = job->reply_len };
+			struct msghdr mh = {
+				.msg_name = &job->peer,
+				.msg_namelen = job->peer_len,
+				.msg_iov = &iov,
+				.msg_iovlen = 1,
+				.msg_control = job->udp_ctl_len > 0 ? job->udp_ctl : NULL,
+				.msg_controllen = job->udp_ctl_len,
+			};
+			(void)sendmsg(job->udp_fd, &mh, MSG_DONTWAIT);
+		}
 		return;
 	}
 	if (job->transport != SERVER_TCP)
