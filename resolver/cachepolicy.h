@@ -17,7 +17,7 @@
 #include "wire.h"
 
 #define CACHEPOLICY_BOGUS_TTL 60    /* as unbound's val-bogus-ttl: retry validation soon */
-#define CACHEPOLICY_PREFETCH_MIN_TTL 10 /* shorter TTLs are not worth refreshing ahead */
+#define CACHEPOLICY_PREFETCH_MIN_TTL 5 /* shorter TTLs are not worth refreshing ahead */
 
 /* The DNSBL/RHSBL zones of the configuration in wire form. */
 struct cachepolicy_zones {

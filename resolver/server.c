@@ -408,7 +408,7 @@ static void worker_prefetch(struct worker *w, const struct wire_query *q, const 
 	/* libunbound's own copy of the answer expires when ours does (our TTL
 	 * is what it had left), and until then a lookup through it returns the
 	 * same expiring data: the refresh starts right after. */
-	job->refresh_at = rec->expires + 1;
+	job->refresh_at = rec->expires + 2; /* past its second-granular expiry for sure */
 	job_queue_push(&w->server->resolver.requests, job);
 }
 
