@@ -12,7 +12,7 @@ DESTDIR ?=
 FUZZ_SECONDS ?= 60
 
 CC ?= gcc
-PKGS := libunbound lmdb libevent_pthreads libevent yaml-0.1
+PKGS := libunbound lmdb libevent_pthreads libevent yaml-0.1 libpsl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -23,7 +23,8 @@ SAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 
 DAEMON_SRC := resolver/main.c resolver/server.c resolver/recurse.c resolver/config.c \
               resolver/log.c resolver/wire.c resolver/acl.c resolver/ratelimit.c resolver/stats.c \
-              resolver/control.c resolver/cachepolicy.c cache/cache.c
+              resolver/control.c resolver/cachepolicy.c resolver/policy.c resolver/lists.c \
+              resolver/dnsbl.c cache/cache.c
 LIB_SRC := $(filter-out resolver/main.c,$(DAEMON_SRC))
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
@@ -57,6 +58,8 @@ TEST_LINK_test_cache := cache/cache.c resolver/log.c resolver/wire.c
 TEST_LINK_test_config := resolver/config.c resolver/log.c resolver/acl.c
 TEST_LINK_test_control := resolver/control.c resolver/stats.c cache/cache.c resolver/wire.c resolver/log.c
 TEST_LINK_test_acl := resolver/acl.c
+TEST_LINK_test_lists := resolver/lists.c resolver/wire.c
+TEST_LINK_test_dnsbl := resolver/dnsbl.c resolver/wire.c
 TEST_LINK_test_cachepolicy := resolver/cachepolicy.c resolver/wire.c
 TEST_LINK_test_ratelimit := resolver/ratelimit.c
 san_objs = $(patsubst %.c,$(S)/%.o,$(1))

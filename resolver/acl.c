@@ -28,13 +28,13 @@
 struct acl_v4_rule {
 	uint32_t net;
 	unsigned len;
-	enum acl_action action;
+	unsigned value;
 };
 
 struct acl_v6_rule {
 	uint64_t hi, lo;
 	unsigned len;
-	enum acl_action action;
+	unsigned value;
 };
 
 /* A run of rules with one prefix length: [start, start + count). */
@@ -63,7 +63,7 @@ struct acl_family_v6 {
 };
 
 struct acl {
-	enum acl_action default_action;
+	unsigned default_value;
 	struct acl_family_v4 v4;
 	struct acl_family_v6 v6;
 };
@@ -106,7 +106,7 @@ struct acl *acl_new(enum acl_action default_action)
 	struct acl *a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return NULL;
-	a->default_action = default_action;
+	a->default_value = (unsigned)default_action;
 	return a;
 }
 
@@ -201,7 +201,7 @@ static int acl_grow(void **rules, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
-static int acl_add_v4(struct acl *a, const char *cidr, uint32_t net, unsigned len, enum acl_action action,
+static int acl_add_v4(struct acl *a, const char *cidr, uint32_t net, unsigned len, unsigned value,
                       char *err, size_t errlen)
 {
 	struct acl_family_v4 *f = &a->v4;
@@ -223,14 +223,14 @@ static int acl_add_v4(struct acl *a, const char *cidr, uint32_t net, unsigned le
 		return -1;
 	}
 	memmove(&f->rules[lo + 1], &f->rules[lo], (f->n - lo) * sizeof(f->rules[0]));
-	f->rules[lo] = (struct acl_v4_rule){ .net = net, .len = len, .action = action };
+	f->rules[lo] = (struct acl_v4_rule){ .net = net, .len = len, .value = value };
 	f->n++;
 	acl_v4_regroup(f);
 	return 0;
 }
 
 static int acl_add_v6(struct acl *a, const char *cidr, uint64_t nhi, uint64_t nlo, unsigned len,
-                      enum acl_action action, char *err, size_t errlen)
+                      unsigned value, char *err, size_t errlen)
 {
 	struct acl_family_v6 *f = &a->v6;
 	size_t lo = 0, hi = f->n;
@@ -251,7 +251,7 @@ static int acl_add_v6(struct acl *a, const char *cidr, uint64_t nhi, uint64_t nl
 		return -1;
 	}
 	memmove(&f->rules[lo + 1], &f->rules[lo], (f->n - lo) * sizeof(f->rules[0]));
-	f->rules[lo] = (struct acl_v6_rule){ .hi = nhi, .lo = nlo, .len = len, .action = action };
+	f->rules[lo] = (struct acl_v6_rule){ .hi = nhi, .lo = nlo, .len = len, .value = value };
 	f->n++;
 	acl_v6_regroup(f);
 	return 0;
@@ -285,6 +285,15 @@ static void acl_host_bits_err(char *err, size_t errlen, const char *cidr, int fa
 
 int acl_add(struct acl *a, const char *cidr, enum acl_action action, char *err, size_t errlen)
 {
+	if (action != ACL_ALLOW && action != ACL_REFUSE && action != ACL_DROP) {
+		acl_seterr(err, errlen, "%s: unknown action %u", cidr ? cidr : "?", (unsigned)action);
+		return -1;
+	}
+	return acl_add_value(a, cidr, (unsigned)action, err, errlen);
+}
+
+int acl_add_value(struct acl *a, const char *cidr, unsigned value, char *err, size_t errlen)
+{
 	/* Long enough for any IPv6 text form, including an embedded IPv4 tail. */
 	char addr[INET6_ADDRSTRLEN + 1];
 	unsigned char bytes[16];
@@ -297,10 +306,6 @@ int acl_add(struct acl *a, const char *cidr, enum acl_action action, char *err, 
 		err[0] = '\0';
 	if (a == NULL || cidr == NULL) {
 		acl_seterr(err, errlen, "no list or no network given");
-		return -1;
-	}
-	if (action != ACL_ALLOW && action != ACL_REFUSE && action != ACL_DROP) {
-		acl_seterr(err, errlen, "%s: unknown action %u", cidr, (unsigned)action);
 		return -1;
 	}
 	slash = strchr(cidr, '/');
@@ -340,7 +345,7 @@ int acl_add(struct acl *a, const char *cidr, enum acl_action action, char *err, 
 			acl_host_bits_err(err, errlen, cidr, AF_INET, len);
 			return -1;
 		}
-		return acl_add_v4(a, cidr, net, (unsigned)len, action, err, errlen);
+		return acl_add_v4(a, cidr, net, (unsigned)len, value, err, errlen);
 	}
 
 	uint64_t hi = acl_load_be64(bytes), lo = acl_load_be64(bytes + 8);
@@ -352,14 +357,14 @@ int acl_add(struct acl *a, const char *cidr, enum acl_action action, char *err, 
 	}
 	/* ::ffff:a.b.c.d/96+n is the IPv4 rule a.b.c.d/n (see the top). */
 	if (len >= 96 && hi == 0 && (lo >> 32) == 0xFFFF)
-		return acl_add_v4(a, cidr, (uint32_t)lo, (unsigned)len - 96, action, err, errlen);
-	return acl_add_v6(a, cidr, hi, lo, (unsigned)len, action, err, errlen);
+		return acl_add_v4(a, cidr, (uint32_t)lo, (unsigned)len - 96, value, err, errlen);
+	return acl_add_v6(a, cidr, hi, lo, (unsigned)len, value, err, errlen);
 }
 
 /* ------------------------------------------------------------------ */
 /* Lookup */
 
-static enum acl_action acl_check_v4(const struct acl *a, uint32_t addr)
+static unsigned acl_check_v4(const struct acl *a, uint32_t addr)
 {
 	const struct acl_family_v4 *f = &a->v4;
 
@@ -378,12 +383,12 @@ static enum acl_action acl_check_v4(const struct acl *a, uint32_t addr)
 			}
 		}
 		if (r->net == key)
-			return r->action;
+			return r->value;
 	}
-	return a->default_action;
+	return a->default_value;
 }
 
-static enum acl_action acl_check_v6(const struct acl *a, uint64_t hi, uint64_t lo)
+static unsigned acl_check_v6(const struct acl *a, uint64_t hi, uint64_t lo)
 {
 	const struct acl_family_v6 *f = &a->v6;
 
@@ -401,12 +406,17 @@ static enum acl_action acl_check_v6(const struct acl *a, uint64_t hi, uint64_t l
 			}
 		}
 		if (r->hi == khi && r->lo == klo)
-			return r->action;
+			return r->value;
 	}
-	return a->default_action;
+	return a->default_value;
 }
 
 enum acl_action acl_check(const struct acl *a, const struct sockaddr *client)
+{
+	return (enum acl_action)acl_lookup(a, client);
+}
+
+unsigned acl_lookup(const struct acl *a, const struct sockaddr *client)
 {
 	unsigned char b[16];
 
@@ -426,5 +436,5 @@ enum acl_action acl_check(const struct acl *a, const struct sockaddr *client)
 	}
 	/* No rule can name another family (a UNIX socket control client, say):
 	 * the list's default decides. */
-	return a->default_action;
+	return a->default_value;
 }

@@ -29,6 +29,13 @@ int acl_add(struct acl *a, const char *cidr, enum acl_action action, char *err, 
  * addresses are matched as IPv4).  Never allocates. */
 enum acl_action acl_check(const struct acl *a, const struct sockaddr *client);
 
+/* The same list used as a map from networks to any small value (a scope
+ * index, say): acl_add_value adds a rule with value, acl_lookup returns the
+ * value of the longest matching rule, or the default (the acl_new argument
+ * as a number).  acl_add and acl_check are these with actions. */
+int acl_add_value(struct acl *a, const char *cidr, unsigned value, char *err, size_t errlen);
+unsigned acl_lookup(const struct acl *a, const struct sockaddr *client);
+
 /* Free the list.  Accepts NULL. */
 void acl_free(struct acl *a);
 

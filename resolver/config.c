@@ -28,10 +28,10 @@
  *
  * The top-level sections share one table whose offsets are into struct
  * config.  Nested mappings (a cache partition, a per-type TTL entry, an
- * access rule, a DNSBL zone) have small tables of their own whose offsets
- * are into their own structs, and are read by the same mapping loader; the
- * sequences and mappings holding them have dedicated handlers, named by
- * their kind.
+ * access rule, a DNSBL zone, a filter source, a filter scope) have small
+ * tables of their own whose offsets are into their own structs, and are read
+ * by the same mapping loader; the sequences and mappings holding them have
+ * dedicated handlers, named by their kind.
  */
 
 enum config_kind {
@@ -47,12 +47,24 @@ enum config_kind {
 	CONFIG_KIND_ACTION,     /* enum config_access_action */
 	CONFIG_KIND_NETWORK,    /* CIDR text in a char[64]; checked by the list holding it */
 	CONFIG_KIND_ZONE,       /* a DNSBL zone name, normalized, in a char[256] */
+	CONFIG_KIND_ADDR4,      /* an IPv4 address without port, in a sockaddr_storage */
+	CONFIG_KIND_ADDR6,      /* an IPv6 address without port, in a sockaddr_storage */
+	CONFIG_KIND_SOURCE_NAME,/* [a-z0-9_-]{1,63} in a char[64] */
+	CONFIG_KIND_SOURCE_TYPE,/* enum config_source_type */
+	CONFIG_KIND_LIST_FORMAT,/* enum config_list_format */
+	CONFIG_KIND_FILTER_ACTION, /* enum config_action */
 	/* Structures, each with its handler. */
 	CONFIG_KIND_ACCESS_RULES,
 	CONFIG_KIND_NETWORKS,   /* ratelimit.exempt */
 	CONFIG_KIND_PARTITIONS,
 	CONFIG_KIND_TYPES,
 	CONFIG_KIND_DNSBL_ZONES,
+	CONFIG_KIND_SOURCES,    /* filter.sources */
+	CONFIG_KIND_SCOPES,     /* filter.scope */
+	CONFIG_KIND_FILES,      /* a source's files */
+	CONFIG_KIND_CODES,      /* a source's codes */
+	CONFIG_KIND_SERVERS,    /* a source's servers */
+	CONFIG_KIND_SCOPE_SOURCES, /* a scope entry's source names */
 };
 
 struct config_key {
@@ -65,9 +77,9 @@ struct config_key {
 
 #define CONFIG_OFF(field) offsetof(struct config, field)
 
-static const char *const config_sections[] = { "server", "access", "ratelimit", "recursion", "cache" };
+static const char *const config_sections[] = { "server", "access", "ratelimit", "recursion", "cache", "filter" };
 #define CONFIG_NSECTIONS (sizeof config_sections / sizeof config_sections[0])
-#define CONFIG_SECTION_LIST "server, access, ratelimit, recursion or cache"
+#define CONFIG_SECTION_LIST "server, access, ratelimit, recursion, cache or filter"
 
 static const struct config_key config_keys[] = {
 	{ "server", "listen", CONFIG_KIND_LISTEN, 0, NULL, NULL, NULL },
@@ -120,6 +132,13 @@ static const struct config_key config_keys[] = {
 	{ "cache", "prefetch-max", CONFIG_KIND_NUMBER, CONFIG_OFF(prefetch_max), "1", "100000", "100" },
 	{ "cache", "partitions", CONFIG_KIND_PARTITIONS, 0, NULL, NULL, NULL },
 	{ "cache", "dnsbl-zones", CONFIG_KIND_DNSBL_ZONES, 0, NULL, NULL, NULL },
+
+	{ "filter", "sinkhole-a", CONFIG_KIND_ADDR4, CONFIG_OFF(sinkhole_a), NULL, NULL, "0.0.0.0" },
+	{ "filter", "sinkhole-aaaa", CONFIG_KIND_ADDR6, CONFIG_OFF(sinkhole_aaaa), NULL, NULL, "::" },
+	{ "filter", "ttl", CONFIG_KIND_SEC, CONFIG_OFF(filter_ttl), "0", "1d", "5m" },
+	{ "filter", "health-interval", CONFIG_KIND_MSEC, CONFIG_OFF(health_interval_ms), "10s", "1d", "5m" },
+	{ "filter", "sources", CONFIG_KIND_SOURCES, 0, NULL, NULL, NULL },
+	{ "filter", "scope", CONFIG_KIND_SCOPES, 0, NULL, NULL, NULL },
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
@@ -176,10 +195,64 @@ static const struct config_key config_zone_keys[] = {
 #define CONFIG_NZONE_KEYS (sizeof config_zone_keys / sizeof config_zone_keys[0])
 enum { CONFIG_ZONE_NAME };
 
+/* filter: sources: - {name, type, ...}.  Some keys belong to one kind of
+ * source only; a key of the other kind is more likely a mistake than
+ * something to ignore, so it is an error. */
+#define CONFIG_FOR_LIST (1u << CONFIG_SOURCE_LIST)
+#define CONFIG_FOR_BL ((1u << CONFIG_SOURCE_RHSBL) | (1u << CONFIG_SOURCE_DNSBL))
+static const struct config_key config_source_keys[] = {
+	{ "source", "name", CONFIG_KIND_SOURCE_NAME, offsetof(struct config_source, name), NULL, NULL, NULL },
+	{ "source", "type", CONFIG_KIND_SOURCE_TYPE, offsetof(struct config_source, type), NULL, NULL, NULL },
+	{ "source", "files", CONFIG_KIND_FILES, 0, NULL, NULL, NULL },
+	{ "source", "zone", CONFIG_KIND_ZONE, offsetof(struct config_source, zone), NULL, NULL, NULL },
+	{ "source", "action", CONFIG_KIND_FILTER_ACTION, offsetof(struct config_source, action), NULL, NULL,
+	  "nxdomain" },
+	{ "source", "format", CONFIG_KIND_LIST_FORMAT, offsetof(struct config_source, format), NULL, NULL,
+	  "domains" },
+	{ "source", "allow", CONFIG_KIND_BOOL, offsetof(struct config_source, allow), NULL, NULL, "false" },
+	{ "source", "codes", CONFIG_KIND_CODES, 0, NULL, NULL, NULL },
+	{ "source", "timeout", CONFIG_KIND_MSEC, offsetof(struct config_source, timeout_ms), "10ms", "10s", "500ms" },
+	{ "source", "fail-open", CONFIG_KIND_BOOL, offsetof(struct config_source, fail_open), NULL, NULL, "true" },
+	{ "source", "servers", CONFIG_KIND_SERVERS, 0, NULL, NULL, NULL },
+	{ "source", "forward", CONFIG_KIND_BOOL, offsetof(struct config_source, forward), NULL, NULL, "false" },
+};
+#define CONFIG_NSOURCE_KEYS (sizeof config_source_keys / sizeof config_source_keys[0])
+enum { CONFIG_SOURCE_NAME, CONFIG_SOURCE_TYPE, CONFIG_SOURCE_FILES, CONFIG_SOURCE_ZONE };
+
+/* The source types each row above applies to (bit 1 << enum
+ * config_source_type), row by row. */
+static const unsigned config_source_key_types[] = {
+	CONFIG_FOR_LIST | CONFIG_FOR_BL,  /* name */
+	CONFIG_FOR_LIST | CONFIG_FOR_BL,  /* type */
+	CONFIG_FOR_LIST,                  /* files */
+	CONFIG_FOR_BL,                    /* zone */
+	CONFIG_FOR_LIST | CONFIG_FOR_BL,  /* action */
+	CONFIG_FOR_LIST,                  /* format */
+	CONFIG_FOR_LIST,                  /* allow */
+	CONFIG_FOR_BL,                    /* codes */
+	CONFIG_FOR_BL,                    /* timeout */
+	CONFIG_FOR_BL,                    /* fail-open */
+	CONFIG_FOR_BL,                    /* servers */
+	CONFIG_FOR_BL,                    /* forward */
+};
+_Static_assert(sizeof config_source_key_types / sizeof config_source_key_types[0] == CONFIG_NSOURCE_KEYS,
+               "a type mask for every source key");
+
+/* filter: scope: - {network, sources} */
+static const struct config_key config_scope_keys[] = {
+	{ "scope", "network", CONFIG_KIND_NETWORK, offsetof(struct config_scope, network), NULL, NULL, NULL },
+	{ "scope", "sources", CONFIG_KIND_SCOPE_SOURCES, 0, NULL, NULL, NULL },
+};
+#define CONFIG_NSCOPE_KEYS (sizeof config_scope_keys / sizeof config_scope_keys[0])
+enum { CONFIG_SCOPE_NETWORK, CONFIG_SCOPE_SOURCES };
+_Static_assert(sizeof ((struct config_scope *)0)->network == sizeof ((struct config_access_rule *)0)->network,
+               "a scope's network holds what an access rule's does");
+
 /* The longest nested table, for the key_line arrays of a nested mapping. */
-#define CONFIG_SUBKEYS_MAX 8
+#define CONFIG_SUBKEYS_MAX 16
 _Static_assert(CONFIG_NPARTITION_KEYS <= CONFIG_SUBKEYS_MAX && CONFIG_NRULE_KEYS <= CONFIG_SUBKEYS_MAX &&
-               CONFIG_NZONE_KEYS <= CONFIG_SUBKEYS_MAX, "CONFIG_SUBKEYS_MAX covers every nested table");
+               CONFIG_NZONE_KEYS <= CONFIG_SUBKEYS_MAX && CONFIG_NSOURCE_KEYS <= CONFIG_SUBKEYS_MAX &&
+               CONFIG_NSCOPE_KEYS <= CONFIG_SUBKEYS_MAX, "CONFIG_SUBKEYS_MAX covers every nested table");
 
 static const char *const config_default_listen[] = { "127.0.0.1:53", "[::1]:53" };
 
@@ -196,6 +269,20 @@ _Static_assert(sizeof config_log_levels / sizeof config_log_levels[0] == LOG_LEV
 static const char *const config_actions[] = { "allow", "refuse", "drop" };
 _Static_assert((int)CONFIG_ACCESS_ALLOW == (int)ACL_ALLOW && (int)CONFIG_ACCESS_REFUSE == (int)ACL_REFUSE &&
                (int)CONFIG_ACCESS_DROP == (int)ACL_DROP, "config and acl actions agree");
+
+/* Names of the filter enums' values, in enum order. */
+static const char *const config_source_types[] = { "list", "rhsbl", "dnsbl" };
+static const char *const config_source_articles[] = { "a list source", "an rhsbl source", "a dnsbl source" };
+static const char *const config_list_formats[] = { "hosts", "domains", "adblock", "rpz" };
+static const char *const config_filter_actions[] = { "nxdomain", "nodata", "refused", "sinkhole", "log-only" };
+_Static_assert(sizeof config_source_types / sizeof config_source_types[0] == CONFIG_SOURCE_DNSBL + 1 &&
+               sizeof config_list_formats / sizeof config_list_formats[0] == CONFIG_FORMAT_RPZ + 1 &&
+               sizeof config_filter_actions / sizeof config_filter_actions[0] == CONFIG_ACTION_LOG_ONLY + 1,
+               "a name for every filter enum value");
+/* Every enum the tables set is stored as an int. */
+_Static_assert(sizeof(enum config_access_action) == sizeof(int) && sizeof(enum config_source_type) == sizeof(int) &&
+               sizeof(enum config_list_format) == sizeof(int) && sizeof(enum config_action) == sizeof(int),
+               "enums are int-sized");
 
 /* Names of the cache partitions, in the order of config.partitions. */
 static const char *const config_partition_names[CONFIG_PARTITIONS] = { "general", "mail", "dnsbl" };
@@ -245,6 +332,14 @@ struct config_loader {
 	unsigned type_line[CONFIG_MAX_TYPE_POLICIES];
 	unsigned type_key_line[CONFIG_MAX_TYPE_POLICIES][CONFIG_TTL_KEYS];
 	bool type_key_bad[CONFIG_MAX_TYPE_POLICIES][CONFIG_TTL_KEYS];
+	/* Where each file of the source being read was written: the files
+	 * are checked once its type is known, which may come after them. */
+	unsigned file_line[CONFIG_MAX_SOURCE_FILES];
+	/* The "sources:" node of the scope entry being read, and of each scope
+	 * kept: names are looked up once the whole filter section is read,
+	 * since "scope:" may come before "sources:". */
+	const yaml_node_t *scope_names;
+	const yaml_node_t *scope_names_of[CONFIG_MAX_SCOPES];
 };
 
 enum config_parse {
@@ -540,6 +635,30 @@ static const char *config_kind_wants(enum config_kind kind)
 		return "a mapping of RR types (MX, TXT, ...) to TTL settings";
 	case CONFIG_KIND_DNSBL_ZONES:
 		return "a list of zone names or {zone: NAME, negative-min-ttl: DURATION}";
+	case CONFIG_KIND_ADDR4:
+		return "an IPv4 address such as 0.0.0.0";
+	case CONFIG_KIND_ADDR6:
+		return "an IPv6 address such as ::";
+	case CONFIG_KIND_SOURCE_NAME:
+		return "a name of 1 to 63 characters a-z, 0-9, '-' and '_'";
+	case CONFIG_KIND_SOURCE_TYPE:
+		return "one of list, rhsbl, dnsbl";
+	case CONFIG_KIND_LIST_FORMAT:
+		return "one of hosts, domains, adblock, rpz";
+	case CONFIG_KIND_FILTER_ACTION:
+		return "one of nxdomain, nodata, refused, sinkhole, log-only";
+	case CONFIG_KIND_SOURCES:
+		return "a list of sources such as {name: ads, type: list, files: [/etc/ads.hosts]}";
+	case CONFIG_KIND_SCOPES:
+		return "a list of {network: CIDR, sources: [NAME, ...]}";
+	case CONFIG_KIND_FILES:
+		return "a path or a list of paths";
+	case CONFIG_KIND_CODES:
+		return "an address such as 127.0.0.2, a range such as 127.0.0.2-127.0.0.11, or a list of them";
+	case CONFIG_KIND_SERVERS:
+		return "an address such as 192.0.2.53, \"192.0.2.53:5353\" or \"[2001:db8::53]:53\", or a list of them";
+	case CONFIG_KIND_SCOPE_SOURCES:
+		return "a source name or a list of source names";
 	case CONFIG_KIND_LISTEN:
 		break;
 	}
@@ -599,6 +718,112 @@ static uint16_t config_parse_rrtype(const char *s)
 	return v <= 65535 ? (uint16_t)v : 0;
 }
 
+/* The names of an enum kind's values, in enum order, and how many; NULL
+ * for a kind that is not an enum. */
+static const char *const *config_enum_names(enum config_kind kind, size_t *n)
+{
+#define CONFIG_NAMES(a) (*n = sizeof a / sizeof a[0], a)
+	switch (kind) {
+	case CONFIG_KIND_LOG_LEVEL:
+		return CONFIG_NAMES(config_log_levels);
+	case CONFIG_KIND_ACTION:
+		return CONFIG_NAMES(config_actions);
+	case CONFIG_KIND_SOURCE_TYPE:
+		return CONFIG_NAMES(config_source_types);
+	case CONFIG_KIND_LIST_FORMAT:
+		return CONFIG_NAMES(config_list_formats);
+	case CONFIG_KIND_FILTER_ACTION:
+		return CONFIG_NAMES(config_filter_actions);
+	default:
+		*n = 0;
+		return NULL;
+	}
+#undef CONFIG_NAMES
+}
+
+/* Returns NULL when s is a good source name, else why not.  Names show up
+ * in logs, statistics labels and EDE texts: a small alphabet keeps them
+ * safe in all three. */
+static const char *config_check_source_name(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0)
+		return "empty name";
+	if (len > 63)
+		return "longer than 63 characters";
+	if (strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_") != len)
+		return "bad character (a-z, 0-9, '-' and '_' only)";
+	return NULL;
+}
+
+/* Parse a DNSBL answer code, "a.b.c.d" or a range "a.b.c.d-e.f.g.h" with
+ * the start at most the end, and write it to out (size bytes) in canonical
+ * form.  Returns NULL or why not. */
+static const char *config_parse_code(const char *s, char *out, size_t size)
+{
+	char text[2][INET_ADDRSTRLEN];
+	struct in_addr a[2];
+	const char *dash = strchr(s, '-');
+	const char *part[2] = { s, dash != NULL ? dash + 1 : NULL };
+	size_t len[2] = { dash != NULL ? (size_t)(dash - s) : strlen(s), dash != NULL ? strlen(dash + 1) : 0 };
+	int n = dash != NULL ? 2 : 1;
+	for (int i = 0; i < n; i++) {
+		if (len[i] >= sizeof text[i])
+			return "bad IPv4 address";
+		memcpy(text[i], part[i], len[i]);
+		text[i][len[i]] = '\0';
+		if (inet_pton(AF_INET, text[i], &a[i]) != 1)
+			return "bad IPv4 address";
+		inet_ntop(AF_INET, &a[i], text[i], sizeof text[i]);
+	}
+	if (n == 2 && ntohl(a[0].s_addr) > ntohl(a[1].s_addr))
+		return "the range starts above its end";
+	if (n == 1)
+		snprintf(out, size, "%s", text[0]);
+	else
+		snprintf(out, size, "%s-%s", text[0], text[1]);
+	return NULL;
+}
+
+/* Parse a DNSBL source's server: an address alone (port 53), "[v6]",
+ * "a.b.c.d:port" or "[v6]:port".  Returns NULL or why not. */
+static const char *config_parse_server(const char *s, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	char host[INET6_ADDRSTRLEN + 1];
+	size_t len = strlen(s);
+
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, s, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(53);
+		return NULL;
+	}
+	const char *v6 = s;
+	if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
+		if (len - 2 >= sizeof host)
+			return "bad IPv6 address";
+		memcpy(host, s + 1, len - 2);
+		host[len - 2] = '\0';
+		v6 = host;
+	}
+	if (inet_pton(AF_INET6, v6, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(53);
+		return NULL;
+	}
+	if (v6 == host)
+		return "bad IPv6 address";
+	/* No colon: not an address with a port either; perhaps a host name,
+	 * which would need a resolver to find the resolver's servers. */
+	if (strspn(s, "0123456789.") == len)
+		return "bad IPv4 address";
+	if (strchr(s, ':') == NULL)
+		return "bad address (an IPv4 or IPv6 address, not a name)";
+	return config_parse_address(s, ss);
+}
+
 /* Store text s as key k's value in the struct at base.  line is 0 for the
  * built-in defaults, which are known good.  Returns 0, or -1 after
  * reporting why not. */
@@ -648,24 +873,50 @@ static int config_set_text(struct config_loader *ld, const struct config_key *k,
 		memcpy(field, &b, sizeof b);
 		return 0;
 	case CONFIG_KIND_LOG_LEVEL:
-		for (int i = 0; i < (int)(sizeof config_log_levels / sizeof config_log_levels[0]); i++) {
-			if (strcmp(s, config_log_levels[i]) == 0) {
+	case CONFIG_KIND_ACTION:
+	case CONFIG_KIND_SOURCE_TYPE:
+	case CONFIG_KIND_LIST_FORMAT:
+	case CONFIG_KIND_FILTER_ACTION: {
+		/* Every one of these enums is int-sized (asserted above). */
+		size_t n;
+		const char *const *names = config_enum_names(k->kind, &n);
+		for (int i = 0; i < (int)n; i++) {
+			if (strcmp(s, names[i]) == 0) {
 				memcpy(field, &i, sizeof i);
 				return 0;
 			}
 		}
-		config_error(ld, line, "'%s' must be one of error, warning, info, debug", k->name);
+		config_error(ld, line, "'%s' must be %s", k->name, config_kind_wants(k->kind));
 		return -1;
-	case CONFIG_KIND_ACTION:
-		for (int i = 0; i < (int)(sizeof config_actions / sizeof config_actions[0]); i++) {
-			if (strcmp(s, config_actions[i]) == 0) {
-				enum config_access_action a = (enum config_access_action)i;
-				memcpy(field, &a, sizeof a);
-				return 0;
-			}
+	}
+	case CONFIG_KIND_ADDR4:
+	case CONFIG_KIND_ADDR6: {
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof ss);
+		int ok;
+		if (k->kind == CONFIG_KIND_ADDR4) {
+			ss.ss_family = AF_INET;
+			ok = inet_pton(AF_INET, s, &((struct sockaddr_in *)&ss)->sin_addr);
+		} else {
+			ss.ss_family = AF_INET6;
+			ok = inet_pton(AF_INET6, s, &((struct sockaddr_in6 *)&ss)->sin6_addr);
 		}
-		config_error(ld, line, "'%s' must be one of allow, refuse, drop", k->name);
-		return -1;
+		if (ok != 1) {
+			config_error(ld, line, "'%s' must be %s", k->name, config_kind_wants(k->kind));
+			return -1;
+		}
+		memcpy(field, &ss, sizeof ss);
+		return 0;
+	}
+	case CONFIG_KIND_SOURCE_NAME: {
+		const char *why = config_check_source_name(s);
+		if (why != NULL) {
+			config_error(ld, line, "source name '%s': %s", config_quote(q, sizeof q, s, strlen(s)), why);
+			return -1;
+		}
+		memcpy(field, s, strlen(s) + 1);
+		return 0;
+	}
 	case CONFIG_KIND_NETWORK:
 		/* Checked in full by the list, which alone can see duplicates;
 		 * here only that it fits (every valid CIDR text does). */
@@ -679,7 +930,9 @@ static int config_set_text(struct config_loader *ld, const struct config_key *k,
 		char name[sizeof ((struct config_dnsbl_zone *)0)->name];
 		const char *why = config_normalize_zone(s, name);
 		if (why != NULL) {
-			config_error(ld, line, "dnsbl-zones: '%s': %s", config_quote(q, sizeof q, s, strlen(s)), why);
+			/* The same kind reads cache.dnsbl-zones and a source's zone. */
+			config_error(ld, line, "%s: '%s': %s", strcmp(k->section, "source") == 0 ? "zone" : "dnsbl-zones",
+			             config_quote(q, sizeof q, s, strlen(s)), why);
 			return -1;
 		}
 		memcpy(field, name, strlen(name) + 1);
@@ -709,6 +962,12 @@ static int config_set_text(struct config_loader *ld, const struct config_key *k,
 	case CONFIG_KIND_PARTITIONS:
 	case CONFIG_KIND_TYPES:
 	case CONFIG_KIND_DNSBL_ZONES:
+	case CONFIG_KIND_SOURCES:
+	case CONFIG_KIND_SCOPES:
+	case CONFIG_KIND_FILES:
+	case CONFIG_KIND_CODES:
+	case CONFIG_KIND_SERVERS:
+	case CONFIG_KIND_SCOPE_SOURCES:
 		break;
 	}
 	abort();
@@ -748,6 +1007,7 @@ static void config_sub_defaults(struct config_loader *ld, const struct config_ke
 static void config_load_mapping(struct config_loader *ld, const struct config_key *keys, size_t nkeys,
                                 const char *section, void *base, const yaml_node_t *map, const char *where,
                                 unsigned *key_line, bool *key_bad);
+static size_t config_key_index(const char *section, const char *name);
 
 /* Add the network cidr to the list acl, which holds the others of its list
  * so that a prefix written twice is caught.  The acl module's message starts
@@ -1099,6 +1359,286 @@ static void config_set_dnsbl_zones(struct config_loader *ld, const yaml_node_t *
 	}
 }
 
+/* The add function of config_each_scalar: takes one entry, with its text. */
+#define CONFIG_ADD_FN(name) void name(struct config_loader *ld, void *base, const yaml_node_t *item, const char *s)
+
+/* One entry of config_each_scalar; *n counts those taken.  Returns false
+ * once there are too many, to stop. */
+static bool config_each_one(struct config_loader *ld, const struct config_key *k, const yaml_node_t *item,
+                            unsigned max, const char *noun, CONFIG_ADD_FN((*add)), void *base, unsigned *n)
+{
+	const char *text = item->type == YAML_SCALAR_NODE ? config_scalar(item) : NULL;
+	if (text == NULL || config_is_null(item)) {
+		config_error(ld, config_line(item), "'%s' must be %s", k->name, config_kind_wants(k->kind));
+		return true;
+	}
+	if ((*n)++ == max) {
+		config_error(ld, config_line(item), "'%s' has more than %u %s", k->name, max, noun);
+		return false;
+	}
+	if (add != NULL)
+		add(ld, base, item, text);
+	return true;
+}
+
+/* Call add(ld, base, item, text) for value, a scalar, or for each item of
+ * value, a sequence of scalars, at most max of them (noun says what they
+ * are, for the message).  Null or [] calls nothing; anything else is
+ * reported against key k.  add may be NULL, to check the shape only. */
+static void config_each_scalar(struct config_loader *ld, const struct config_key *k, const yaml_node_t *value,
+                               unsigned max, const char *noun, CONFIG_ADD_FN((*add)), void *base)
+{
+	unsigned n = 0;
+	if (config_is_null(value))
+		return;
+	if (value->type == YAML_SCALAR_NODE) {
+		config_each_one(ld, k, value, max, noun, add, base, &n);
+		return;
+	}
+	if (value->type != YAML_SEQUENCE_NODE) {
+		config_error(ld, config_line(value), "'%s' must be %s", k->name, config_kind_wants(k->kind));
+		return;
+	}
+	for (yaml_node_item_t *it = value->data.sequence.items.start; it < value->data.sequence.items.top; it++) {
+		yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+		if (item != NULL && !config_each_one(ld, k, item, max, noun, add, base, &n))
+			break;
+	}
+}
+
+/* A list source's file: kept with its line, checked once the type is known. */
+static CONFIG_ADD_FN(config_add_file)
+{
+	struct config_source *src = base;
+	char *copy = strdup(s);
+	if (copy == NULL) {
+		config_error(ld, config_line(item), "out of memory");
+		return;
+	}
+	ld->file_line[src->file_count] = config_line(item);
+	src->files[src->file_count++] = copy;
+}
+
+static CONFIG_ADD_FN(config_add_code)
+{
+	struct config_source *src = base;
+	char q[80];
+	const char *why = config_parse_code(s, src->codes[src->code_count], sizeof src->codes[0]);
+	if (why != NULL) {
+		config_error(ld, config_line(item), "code '%s': %s", config_quote(q, sizeof q, s, strlen(s)), why);
+		return;
+	}
+	src->code_count++;
+}
+
+static CONFIG_ADD_FN(config_add_server)
+{
+	struct config_source *src = base;
+	struct sockaddr_storage ss;
+	char q[80];
+	const char *why = config_parse_server(s, &ss);
+	if (why != NULL) {
+		config_error(ld, config_line(item), "server '%s': %s", config_quote(q, sizeof q, s, strlen(s)), why);
+		return;
+	}
+	for (unsigned i = 0; i < src->server_count; i++) {
+		if (config_same_address(&src->servers[i], &ss)) {
+			config_error(ld, config_line(item), "server '%s' is listed twice",
+			             config_quote(q, sizeof q, s, strlen(s)));
+			return;
+		}
+	}
+	src->servers[src->server_count++] = ss;
+}
+
+/* Free what a source owns (its file names), for one that is not kept. */
+static void config_source_clear(struct config_source *src)
+{
+	for (unsigned i = 0; i < src->file_count; i++)
+		free(src->files[i]);
+	src->file_count = 0;
+}
+
+/* Checks of one source that need its whole mapping read: what is required,
+ * what belongs to its type, and that its files can be read now (so that a
+ * typo shows up in "mxresolved -n", not when the lists are loaded). */
+static void config_check_source(struct config_loader *ld, const struct config_source *src,
+                                const unsigned *key_line, const bool *key_bad)
+{
+	const struct config *cfg = ld->cfg;
+	bool named = key_line[CONFIG_SOURCE_NAME] != 0 && !key_bad[CONFIG_SOURCE_NAME];
+	char q[160];
+
+	if (key_line[CONFIG_SOURCE_NAME] == 0)
+		config_error(ld, src->line, "a source needs 'name'");
+	for (unsigned i = 0; named && i < cfg->filter_source_count; i++) {
+		if (strcmp(cfg->filter_sources[i].name, src->name) == 0) {
+			config_error(ld, key_line[CONFIG_SOURCE_NAME], "duplicate source name '%s'", src->name);
+			break;
+		}
+	}
+	if (key_line[CONFIG_SOURCE_TYPE] == 0) {
+		if (named)
+			config_error(ld, src->line, "source '%s' needs 'type'", src->name);
+		else
+			config_error(ld, src->line, "a source needs 'type'");
+	}
+	if (key_line[CONFIG_SOURCE_TYPE] == 0 || key_bad[CONFIG_SOURCE_TYPE])
+		return;  /* what else is right depends on it */
+
+	const char *what = config_source_articles[src->type];
+	for (size_t i = 0; i < CONFIG_NSOURCE_KEYS; i++) {
+		if (key_line[i] != 0 && (config_source_key_types[i] & (1u << src->type)) == 0)
+			config_error(ld, key_line[i], "'%s' does not apply to %s", config_source_keys[i].name, what);
+	}
+	if (src->type == CONFIG_SOURCE_LIST) {
+		if (key_bad[CONFIG_SOURCE_FILES])
+			return;
+		if (src->file_count == 0)
+			config_error(ld, src->line, "a list source needs at least one file in 'files'");
+		for (unsigned i = 0; i < src->file_count; i++) {
+			const char *path = src->files[i];
+			struct stat st;
+			config_quote(q, sizeof q, path, strlen(path));
+			if (access(path, R_OK) != 0 || stat(path, &st) != 0)
+				config_error(ld, ld->file_line[i], "file '%s': %s", q, strerror(errno));
+			else if (!S_ISREG(st.st_mode))
+				config_error(ld, ld->file_line[i], "file '%s': not a regular file", q);
+		}
+	} else if (key_line[CONFIG_SOURCE_ZONE] == 0) {
+		config_error(ld, src->line, "%s needs 'zone'", what);
+	}
+}
+
+/* filter: sources: a sequence of source mappings.  Null or [] means none. */
+static void config_set_sources(struct config_loader *ld, const yaml_node_t *value)
+{
+	struct config *cfg = ld->cfg;
+	cfg->filter_source_count = 0;
+	if (config_is_null(value))
+		return;
+	if (value->type != YAML_SEQUENCE_NODE) {
+		config_error(ld, config_line(value), "'sources' must be %s", config_kind_wants(CONFIG_KIND_SOURCES));
+		return;
+	}
+	bool full = false;
+	for (yaml_node_item_t *it = value->data.sequence.items.start; it < value->data.sequence.items.top; it++) {
+		yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+		if (item == NULL)
+			continue;
+		unsigned line = config_line(item);
+		if (item->type != YAML_MAPPING_NODE) {
+			config_error(ld, line, "filter sources must be mappings such as {name: ads, type: list, files: "
+			                       "[/etc/ads.hosts]}");
+			continue;
+		}
+		struct config_source src;
+		memset(&src, 0, sizeof src);
+		src.line = line;
+		unsigned key_line[CONFIG_NSOURCE_KEYS] = { 0 };
+		bool key_bad[CONFIG_NSOURCE_KEYS] = { false };
+		int before = ld->nerr;
+		config_sub_defaults(ld, config_source_keys, CONFIG_NSOURCE_KEYS, &src);
+		config_load_mapping(ld, config_source_keys, CONFIG_NSOURCE_KEYS, "source", &src, item, "a filter source",
+		                    key_line, key_bad);
+		config_check_source(ld, &src, key_line, key_bad);
+		if (ld->nerr == before && cfg->filter_source_count == CONFIG_MAX_SOURCES) {
+			if (!full)
+				config_error(ld, line, "'sources' has more than %d entries", CONFIG_MAX_SOURCES);
+			full = true;
+		}
+		if (ld->nerr != before) {
+			config_source_clear(&src);
+			continue;
+		}
+		cfg->filter_sources[cfg->filter_source_count++] = src;
+	}
+}
+
+/* filter: scope: a sequence of {network, sources}; the networks are checked
+ * as the acl module will read them, the names later (config_resolve_scopes). */
+static void config_set_scopes(struct config_loader *ld, const yaml_node_t *value)
+{
+	struct config *cfg = ld->cfg;
+	cfg->filter_scope_count = 0;
+	if (config_is_null(value))
+		return;
+	if (value->type != YAML_SEQUENCE_NODE) {
+		config_error(ld, config_line(value), "'scope' must be %s", config_kind_wants(CONFIG_KIND_SCOPES));
+		return;
+	}
+	struct acl *acl = acl_new(ACL_ALLOW);
+	if (acl == NULL) {
+		config_error(ld, config_line(value), "out of memory");
+		return;
+	}
+	bool full = false;
+	for (yaml_node_item_t *it = value->data.sequence.items.start; it < value->data.sequence.items.top; it++) {
+		yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+		if (item == NULL)
+			continue;
+		unsigned line = config_line(item);
+		if (item->type != YAML_MAPPING_NODE) {
+			config_error(ld, line, "scope entries must be mappings such as {network: 10.0.0.0/8, sources: [ads]}");
+			continue;
+		}
+		struct config_scope sc = { .line = line };
+		unsigned key_line[CONFIG_NSCOPE_KEYS] = { 0 };
+		bool key_bad[CONFIG_NSCOPE_KEYS] = { false };
+		int before = ld->nerr;
+		ld->scope_names = NULL;
+		config_load_mapping(ld, config_scope_keys, CONFIG_NSCOPE_KEYS, "scope", &sc, item, "a scope entry",
+		                    key_line, key_bad);
+		if (key_line[CONFIG_SCOPE_NETWORK] == 0)
+			config_error(ld, line, "a scope entry needs 'network'");
+		if (key_line[CONFIG_SCOPE_SOURCES] == 0)
+			config_error(ld, line, "a scope entry needs 'sources'");
+		if (ld->nerr != before)
+			continue;
+		if (config_add_network(ld, acl, sc.network, CONFIG_ACCESS_ALLOW, key_line[CONFIG_SCOPE_NETWORK]) != 0)
+			continue;
+		if (cfg->filter_scope_count == CONFIG_MAX_SCOPES) {
+			if (!full)
+				config_error(ld, line, "'scope' has more than %d entries", CONFIG_MAX_SCOPES);
+			full = true;
+			continue;
+		}
+		ld->scope_names_of[cfg->filter_scope_count] = ld->scope_names;
+		cfg->filter_scopes[cfg->filter_scope_count++] = sc;
+	}
+	acl_free(acl);
+}
+
+/* Set the bit of the source named s in the scope at base. */
+static CONFIG_ADD_FN(config_scope_add_source)
+{
+	struct config_scope *sc = base;
+	const struct config *cfg = ld->cfg;
+	char q[80];
+	for (unsigned i = 0; i < cfg->filter_source_count; i++) {
+		if (strcmp(cfg->filter_sources[i].name, s) == 0) {
+			sc->sources |= UINT64_C(1) << i;
+			return;
+		}
+	}
+	/* A source rejected for another reason was reported already. */
+	if (!ld->key_bad[config_key_index("filter", "sources")])
+		config_error(ld, config_line(item), "unknown source '%s'", config_quote(q, sizeof q, s, strlen(s)));
+}
+
+/* Turn the source names of every scope kept into its bitmask, once the whole
+ * filter section is read.  Their shape was checked when they were read. */
+static void config_resolve_scopes(struct config_loader *ld)
+{
+	static const struct config_key *const k = &config_scope_keys[CONFIG_SCOPE_SOURCES];
+	struct config *cfg = ld->cfg;
+	for (unsigned i = 0; i < cfg->filter_scope_count; i++) {
+		if (ld->scope_names_of[i] != NULL)
+			config_each_scalar(ld, k, ld->scope_names_of[i], CONFIG_MAX_SOURCES, "names",
+			                   config_scope_add_source, &cfg->filter_scopes[i]);
+	}
+}
+
 /* Set key k of the struct at base from its value node.  Returns 0, or -1
  * after reporting why not (for a structure: anything wrong inside it). */
 static int config_set_value(struct config_loader *ld, const struct config_key *k, void *base,
@@ -1123,6 +1663,25 @@ static int config_set_value(struct config_loader *ld, const struct config_key *k
 		break;
 	case CONFIG_KIND_DNSBL_ZONES:
 		config_set_dnsbl_zones(ld, value);
+		break;
+	case CONFIG_KIND_SOURCES:
+		config_set_sources(ld, value);
+		break;
+	case CONFIG_KIND_SCOPES:
+		config_set_scopes(ld, value);
+		break;
+	case CONFIG_KIND_FILES:
+		config_each_scalar(ld, k, value, CONFIG_MAX_SOURCE_FILES, "paths", config_add_file, base);
+		break;
+	case CONFIG_KIND_CODES:
+		config_each_scalar(ld, k, value, CONFIG_MAX_CODE_RANGES, "codes", config_add_code, base);
+		break;
+	case CONFIG_KIND_SERVERS:
+		config_each_scalar(ld, k, value, CONFIG_MAX_SOURCE_SERVERS, "servers", config_add_server, base);
+		break;
+	case CONFIG_KIND_SCOPE_SOURCES:
+		ld->scope_names = value;
+		config_each_scalar(ld, k, value, CONFIG_MAX_SOURCES, "names", NULL, base);
 		break;
 	default:
 		return config_set_scalar(ld, k, base, value);
@@ -1189,7 +1748,7 @@ static void config_load_root(struct config_loader *ld, const yaml_node_t *root)
 	if (root->type != YAML_MAPPING_NODE) {
 		config_error(ld, config_line(root),
 		             "the top level must be a mapping of sections (server:, access:, ratelimit:, "
-		             "recursion:, cache:)");
+		             "recursion:, cache:, filter:)");
 		return;
 	}
 	for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
@@ -1225,6 +1784,8 @@ static void config_load_root(struct config_loader *ld, const yaml_node_t *root)
 		snprintf(where, sizeof where, "section '%s'", config_sections[s]);
 		config_load_mapping(ld, config_keys, CONFIG_NKEYS, config_sections[s], ld->cfg, value, where,
 		                    ld->key_line, ld->key_bad);
+		if (strcmp(config_sections[s], "filter") == 0)
+			config_resolve_scopes(ld);
 	}
 }
 
@@ -1348,6 +1909,33 @@ static void config_finish(struct config_loader *ld)
 			config_error(ld, ld->key_line[parts],
 			             "partition quotas (%" PRIu64 " bytes) exceed cache.size (%" PRIu64 " bytes)", sum,
 			             cfg->cache_size);
+	}
+
+	/* The answers of every DNSBL and RHSBL source go to the dnsbl partition,
+	 * like those of the zones listed there. */
+	bool full = false;
+	for (unsigned i = 0; i < cfg->filter_source_count; i++) {
+		const struct config_source *src = &cfg->filter_sources[i];
+		if (src->type == CONFIG_SOURCE_LIST)
+			continue;
+		unsigned z;
+		for (z = 0; z < cfg->dnsbl_zone_count; z++) {
+			if (strcmp(cfg->dnsbl_zones[z].name, src->zone) == 0)
+				break;
+		}
+		if (z < cfg->dnsbl_zone_count)
+			continue;
+		if (cfg->dnsbl_zone_count == CONFIG_MAX_DNSBL_ZONES) {
+			if (!full)
+				config_error(ld, src->line,
+				             "source '%s': 'dnsbl-zones' and the zones of the filter sources make more than "
+				             "%d zones", src->name, CONFIG_MAX_DNSBL_ZONES);
+			full = true;
+			continue;
+		}
+		struct config_dnsbl_zone *dz = &cfg->dnsbl_zones[cfg->dnsbl_zone_count++];
+		memset(dz, 0, sizeof *dz);
+		memcpy(dz->name, src->zone, sizeof dz->name);
 	}
 
 	if (cfg->workers == 0) {
@@ -1500,5 +2088,7 @@ void config_free(struct config *cfg)
 	free(cfg->root_hints);
 	free(cfg->trust_anchor);
 	free(cfg->cache_dir);
+	for (unsigned i = 0; i < cfg->filter_source_count; i++)
+		config_source_clear(&cfg->filter_sources[i]);
 	free(cfg);
 }

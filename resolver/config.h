@@ -42,6 +42,49 @@ struct config_partition {
 	unsigned type_count;
 };
 
+#define CONFIG_MAX_SOURCES 64
+#define CONFIG_MAX_SCOPES 64
+#define CONFIG_MAX_SOURCE_FILES 8
+#define CONFIG_MAX_SOURCE_SERVERS 4
+#define CONFIG_MAX_CODE_RANGES 16
+
+/* filter: sources: what a source is. */
+enum config_source_type { CONFIG_SOURCE_LIST = 0, CONFIG_SOURCE_RHSBL, CONFIG_SOURCE_DNSBL };
+/* The lists formats, in the order of enum lists_format. */
+enum config_list_format { CONFIG_FORMAT_HOSTS = 0, CONFIG_FORMAT_DOMAINS, CONFIG_FORMAT_ADBLOCK, CONFIG_FORMAT_RPZ };
+enum config_action {
+	CONFIG_ACTION_NXDOMAIN = 0, CONFIG_ACTION_NODATA, CONFIG_ACTION_REFUSED, CONFIG_ACTION_SINKHOLE,
+	CONFIG_ACTION_LOG_ONLY
+};
+
+struct config_source {
+	char name[64];                  /* [a-z0-9_-]+, unique; shown in EDE text and logs */
+	enum config_source_type type;
+	enum config_action action;      /* default nxdomain */
+	unsigned line;
+	/* list: */
+	enum config_list_format format;
+	bool allow;                     /* an allowlist */
+	char *files[CONFIG_MAX_SOURCE_FILES]; /* readable at load */
+	unsigned file_count;
+	/* rhsbl / dnsbl: */
+	char zone[256];                 /* lower-case, no trailing dot */
+	char codes[CONFIG_MAX_CODE_RANGES][40]; /* "127.0.0.2" or "127.0.0.2-127.0.0.11", validated */
+	unsigned code_count;            /* 0 = RFC 5782 default */
+	unsigned timeout_ms;            /* default 500 */
+	bool fail_open;                 /* default true */
+	struct sockaddr_storage servers[CONFIG_MAX_SOURCE_SERVERS]; /* stub (or forward) servers; port default 53 */
+	unsigned server_count;
+	bool forward;                   /* servers are recursive forwarders, not authorities */
+};
+
+/* filter: scope: which sources apply to a client network. */
+struct config_scope {
+	char network[64];               /* CIDR, validated */
+	uint64_t sources;               /* bit i = filter_sources[i] */
+	unsigned line;
+};
+
 /* A DNSBL/RHSBL zone whose answers go to the dnsbl partition. */
 struct config_dnsbl_zone {
 	char name[256];                 /* presentation form, lower-case, no trailing dot */
@@ -106,6 +149,15 @@ struct config {
 	struct config_partition partitions[CONFIG_PARTITIONS];
 	struct config_dnsbl_zone dnsbl_zones[CONFIG_MAX_DNSBL_ZONES];
 	unsigned dnsbl_zone_count;
+
+	/* filter: */
+	struct config_source filter_sources[CONFIG_MAX_SOURCES];
+	unsigned filter_source_count;
+	struct config_scope filter_scopes[CONFIG_MAX_SCOPES];
+	unsigned filter_scope_count;    /* none: every source applies to every client */
+	struct sockaddr_storage sinkhole_a, sinkhole_aaaa; /* sin_addr / sin6_addr used */
+	uint32_t filter_ttl;            /* TTL of synthesized block answers */
+	unsigned health_interval_ms;    /* RFC 5782 §5 probes of every zone */
 };
 
 /* Read and validate the file at path.  Every problem is printed to errs as

@@ -58,7 +58,7 @@
 
 #define CONTROL_USAGE                                                                                  \
 	"usage: stats | cache dump [SUFFIX] | cache lookup NAME TYPE | cache flush NAME [TYPE] | "  \
-	"cache flush --suffix SUFFIX | cache flush --partition general|mail|dnsbl"
+	"cache flush --suffix SUFFIX | cache flush --partition general|mail|dnsbl | lists reload"
 
 struct control {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -463,6 +463,14 @@ static void cmd_stats(struct control *ctl, struct reply *r)
 		for (int i = 0; i < STATS_COUNT; i++)
 			reply_add(r, "%s %" PRIu64 "\n", stats_name((enum stats_counter)i), v[i]);
 		reply_add(r, "inflight %" PRIu64 "\n", inflight);
+		struct server_filter_stat fs[64];
+		unsigned n = server_filter_stats(ctl->srv, fs, 64);
+		for (unsigned i = 0; i < n; i++)
+			reply_add(r,
+			          "filter_%s_healthy %d\nfilter_%s_lookups %" PRIu64 "\nfilter_%s_listed %" PRIu64 "\n"
+			          "filter_%s_errors %" PRIu64 "\nfilter_%s_timeouts %" PRIu64 "\nfilter_%s_blocked %" PRIu64 "\n",
+			          fs[i].name, fs[i].healthy ? 1 : 0, fs[i].name, fs[i].lookups, fs[i].name, fs[i].listed,
+			          fs[i].name, fs[i].errors, fs[i].name, fs[i].timeouts, fs[i].name, fs[i].blocked);
 	}
 	if (ctl->cache != NULL) {
 		struct cache_stats st;
@@ -665,6 +673,15 @@ static void control_execute(struct control *ctl, const char *line, struct reply 
 	}
 	if (strcmp(argv[0], "stats") == 0 && argc == 1) {
 		cmd_stats(ctl, r);
+		return;
+	}
+	if (strcmp(argv[0], "lists") == 0 && argc == 2 && strcmp(argv[1], "reload") == 0) {
+		char err[512];
+		log_info("control: uid %ld pid %ld: %s", (long)peer_uid, (long)peer_pid, line);
+		if (ctl->srv == NULL || server_reload_lists(ctl->srv, err, sizeof err) < 0)
+			reply_error(r, "%s", ctl->srv == NULL ? "no server" : err);
+		else
+			reply_add(r, "ok\n");
 		return;
 	}
 	if (strcmp(argv[0], "help") == 0 && argc == 1) {

@@ -253,7 +253,7 @@ int main(int argc, char **argv)
 		goto done;
 	srv = server_new(cfg, cache, err, sizeof err);
 	if (srv == NULL) {
-		log_err("cannot listen: %s", err);
+		log_err("cannot start: %s", err);
 		goto done;
 	}
 	if (cfg->control_socket != NULL) {

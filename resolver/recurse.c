@@ -1,9 +1,11 @@
 /* recurse.c -- full recursion and DNSSEC validation through libunbound */
 #include "recurse.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <unbound.h>
@@ -32,6 +34,48 @@ static int recurse_set(struct ub_ctx *ctx, const char *opt, const char *val, cha
 	int rc = ub_ctx_set_option(ctx, opt, val);
 	if (rc != 0) {
 		snprintf(err, errlen, "libunbound option %s %s: %s", opt, val, ub_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* A zone sent to its own servers.  Stubs have an API call; forward zones
+ * only exist in libunbound's config file syntax, so one is written for it. */
+static int recurse_add_stub(struct ub_ctx *ctx, const struct recurse_stub *st, char *err, size_t errlen)
+{
+	if (recurse_set(ctx, "domain-insecure:", st->zone, err, errlen) < 0)
+		return -1;
+	if (!st->forward) {
+		for (unsigned i = 0; i < st->count; i++) {
+			int rc = ub_ctx_set_stub(ctx, st->zone, st->addrs[i], 0);
+			if (rc != 0) {
+				snprintf(err, errlen, "stub zone %s at %s: %s", st->zone, st->addrs[i], ub_strerror(rc));
+				return -1;
+			}
+		}
+		return 0;
+	}
+	char path[] = "/tmp/mxresolved-forward.XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0) {
+		snprintf(err, errlen, "forward zone %s: cannot write its definition: %s", st->zone, strerror(errno));
+		return -1;
+	}
+	FILE *f = fdopen(fd, "w");
+	if (f == NULL) {
+		close(fd);
+		unlink(path);
+		snprintf(err, errlen, "forward zone %s: %s", st->zone, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "forward-zone:\n\tname: \"%s\"\n", st->zone);
+	for (unsigned i = 0; i < st->count; i++)
+		fprintf(f, "\tforward-addr: %s\n", st->addrs[i]);
+	int bad = fclose(f) != 0;
+	int rc = bad ? 0 : ub_ctx_config(ctx, path);
+	unlink(path);
+	if (bad || rc != 0) {
+		snprintf(err, errlen, "forward zone %s: %s", st->zone, bad ? strerror(errno) : ub_strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -80,6 +124,9 @@ struct recurse *recurse_new(struct event_base *base, const struct recurse_option
 	} else if (recurse_set(r->ctx, "module-config:", "iterator", err, errlen) < 0) {
 		goto fail;
 	}
+	for (unsigned i = 0; i < opt->stub_count; i++)
+		if (recurse_add_stub(r->ctx, &opt->stubs[i], err, errlen) < 0)
+			goto fail;
 	/* Last: removing a local zone finalizes the context, and no option can
 	 * be set after that. */
 	if (opt->query_loopback)

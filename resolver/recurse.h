@@ -19,6 +19,16 @@ enum recurse_security {
 	RECURSE_SECURE = 2,
 };
 
+/* Servers to ask directly for one zone (a local rbldnsd mirror of a DNSBL,
+ * a paid data feed): authorities (stub) or recursive resolvers (forward).
+ * Such zones are treated as unsigned. */
+struct recurse_stub {
+	const char *zone;           /* presentation form */
+	const char *addrs[4];       /* "192.0.2.1@53" */
+	unsigned count;
+	bool forward;
+};
+
 struct recurse_options {
 	const char *root_hints;     /* root hints file */
 	const char *trust_anchor;   /* trust anchor file (DS or DNSKEY in zone format); NULL = no validation */
@@ -26,6 +36,8 @@ struct recurse_options {
 	unsigned outgoing_range;    /* sockets for outgoing queries */
 	unsigned max_pending;       /* queries libunbound works on at once */
 	uint64_t cache_bytes;       /* libunbound's message and RRset caches, each */
+	const struct recurse_stub *stubs;
+	unsigned stub_count;
 };
 
 /* Called once per submitted query, on the loop's thread.  On success rcode

@@ -35,7 +35,9 @@
 #include "cache.h"
 #include "cachepolicy.h"
 #include "config.h"
+#include "dnsbl.h"
 #include "log.h"
+#include "policy.h"
 #include "ratelimit.h"
 #include "recurse.h"
 #include "stats.h"
@@ -55,8 +57,12 @@
 /* Room for the destination address of a datagram to a wildcard socket. */
 #define SERVER_CMSG_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo)) /* connection counts by address hash, shared by workers */
 
-/* SERVER_NONE: a refresh the server asked for itself, with nobody waiting. */
-enum server_transport { SERVER_UDP, SERVER_TCP, SERVER_NONE };
+/* SERVER_NONE: a refresh the server asked for itself, with nobody waiting.
+ * SERVER_INTERNAL: a lookup a filter check or a health probe needs; its
+ * result goes to the check, not to a client. */
+enum server_transport { SERVER_UDP, SERVER_TCP, SERVER_NONE, SERVER_INTERNAL };
+
+struct filter_ctx;
 
 struct worker;
 struct tcp_conn;
@@ -79,6 +85,10 @@ struct server_job {
 	int64_t stale_at_ms;        /* and is sent then, if nothing better came */
 	bool counted;               /* holds one of its client's pending slots */
 	int64_t refresh_at;         /* SERVER_NONE: wall-clock second to start the refresh */
+	uint64_t filter_mask;       /* RHSBL/DNSBL sources to check before answering */
+	struct filter_ctx *filter;  /* SERVER_INTERNAL: the check it belongs to (NULL: a probe) */
+	int filter_source;          /* SERVER_INTERNAL: the source it asks, -1 = the question itself */
+	int probe;                  /* SERVER_INTERNAL probe: 1 the listed test point, 2 the unlisted one */
 	uint8_t *reply;
 	size_t reply_len;
 };
@@ -168,13 +178,40 @@ struct resolver {
 	struct server_job *scheduled; /* refreshes waiting for their entry to expire */
 	unsigned scheduled_count;
 	struct client_count *clients[SERVER_CLIENT_BUCKETS];
-	struct cache_reader *reader; /* stale answers and the stale check on failure */
+	struct cache_reader *reader; /* stale answers, the stale check on failure, filter verdicts */
+	struct policy *probe_policy;   /* the policy the current probe round is for */
+	uint8_t probe_bits[CONFIG_MAX_SOURCES];
+	int64_t next_probe_ms;
 	uint64_t mx_targets[SERVER_MX_TARGETS];
 	unsigned mx_target_count;
 	uint8_t form_full[WIRE_FORM_MAX];
 	uint8_t form_plain[WIRE_FORM_MAX];
 	uint8_t scratch[WIRE_MAX_MSG];
 	struct stats_block stats;
+};
+
+struct server_retired {
+	struct server_retired *next;
+	struct policy *policy;
+	int64_t at;
+};
+
+/* One client question under RHSBL/DNSBL checks, in the resolver thread:
+ * the question's own answer and every verdict lookup run at once; the
+ * reply goes out when the last of them is in (each has its deadline). */
+struct filter_ctx {
+	struct server_job *job;
+	struct policy *policy;
+	uint64_t mask;
+	unsigned pending;
+	bool started;               /* every lookup issued: pending == 0 now means done */
+	bool main_done, main_failed;
+	uint8_t *full, *plain;
+	size_t full_len, plain_len;
+	uint8_t rcode, dnssec;
+	int64_t stored_at;
+	bool blocked;
+	struct policy_verdict verdict;
 };
 
 struct server {
@@ -198,6 +235,11 @@ struct server {
 	 * close only; a collision makes two hosts share a count, which errs on
 	 * the side of refusing. */
 	_Atomic unsigned tcp_clients[SERVER_TCP_CLIENT_SLOTS];
+	/* Filtering: swapped whole on reload.  A replaced policy may still be
+	 * in use by a check in flight, so it is freed a minute later. */
+	struct policy *_Atomic policy;
+	struct server_retired *retired;
+	pthread_mutex_t retired_lock;
 	bool started;
 	bool stopped;
 };
@@ -416,8 +458,8 @@ static void worker_prefetch(struct worker *w, const struct wire_query *q, const 
  * length, or 0 when there is nothing to send now: either the packet is
  * dropped, or it was a miss and *miss points to the job the caller must
  * complete (peer, transport) and queue. */
-static size_t worker_answer(struct worker *w, const uint8_t *pkt, size_t len, enum server_transport tr,
-                            enum worker_gate gate, int64_t now, bool have_reader,
+static size_t worker_answer(struct worker *w, const struct sockaddr *client, const uint8_t *pkt, size_t len,
+                            enum server_transport tr, enum worker_gate gate, int64_t now, bool have_reader,
                             struct server_job **miss, uint8_t *out, size_t cap)
 {
 	*miss = NULL;
@@ -455,6 +497,30 @@ static size_t worker_answer(struct worker *w, const uint8_t *pkt, size_t len, en
 	}
 	if (q.qtype == WIRE_TYPE_ANY)
 		return wire_build_any_refusal(&q, out, limit);
+
+	/* Filtering: lists are decided here; DNSBL/RHSBL checks need lookups
+	 * that only the resolver thread makes, so such questions go there. */
+	uint64_t filter_mask = 0;
+	struct policy *pol = atomic_load_explicit(&w->server->policy, memory_order_acquire);
+	if (pol != NULL) {
+		uint64_t sources = policy_client_sources(pol, client);
+		struct policy_verdict v;
+		if ((sources & pol->list_mask) && policy_check_lists(pol, &q, sources, &v)) {
+			stats_inc(&w->stats, STATS_BLOCKED);
+			return policy_build_reply(pol, &q, &v, limit, out, cap);
+		}
+		filter_mask = sources & (pol->rhsbl_mask | pol->dnsbl_mask);
+		if (filter_mask != 0 && policy_exempt(pol, q.qname, q.qname_len))
+			filter_mask = 0;
+	}
+	if (filter_mask != 0) {
+		struct server_job *job = worker_new_job(w, &q, tr);
+		if (job == NULL)
+			return wire_build_error(&q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, out, limit);
+		job->filter_mask = filter_mask;
+		*miss = job;
+		return 0;
+	}
 
 	struct cache_record rec;
 	bool stale = false;
@@ -572,7 +638,7 @@ static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 			if (gate == WORKER_GATE_DROP)
 				continue;
 			struct server_job *job;
-			size_t n = worker_answer(w, w->in_buf[i], w->in_msgs[i].msg_len, SERVER_UDP, gate, now,
+			size_t n = worker_answer(w, client, w->in_buf[i], w->in_msgs[i].msg_len, SERVER_UDP, gate, now,
 			                         have_reader, &job, w->out_buf[out_count], sizeof w->out_buf[0]);
 			if (job != NULL) {
 				job->udp_fd = fd;
@@ -672,7 +738,7 @@ static void tcp_on_read(struct bufferevent *bev, void *arg)
 		w->batch_ms = server_now_ms();
 		bool have_reader = cache_reader_begin(w->reader) == 0;
 		struct server_job *job;
-		size_t n = worker_answer(w, w->tcp_in, len, SERVER_TCP,
+		size_t n = worker_answer(w, (const struct sockaddr *)&c->peer, w->tcp_in, len, SERVER_TCP,
 		                         c->refused ? WORKER_GATE_REFUSE : WORKER_GATE_PASS, now, have_reader,
 		                         &job, w->tcp_out, WIRE_MAX_MSG);
 		if (have_reader)
@@ -826,6 +892,10 @@ static void *worker_main(void *arg)
 
 /* ---- the resolver thread --------------------------------------------- */
 
+static void filter_step(struct resolver *rs, struct server_job *job, bool ok, uint8_t rcode, uint8_t dnssec,
+                        const uint8_t *full, size_t full_len, const uint8_t *plain, size_t plain_len);
+static void resolver_take(struct resolver *rs, struct server_job *job);
+
 static size_t inflight_hash(const uint8_t *key, size_t len)
 {
 	uint32_t h = 2166136261u;
@@ -907,6 +977,12 @@ static void client_release(struct resolver *rs, struct server_job *job)
 /* Hand a finished reply (copied) back to the job's worker. */
 static void resolver_return(struct resolver *rs, struct server_job *job, const uint8_t *reply, size_t len)
 {
+	if (job->transport == SERVER_INTERNAL) {
+		/* A lookup of a check that failed before it was answered. */
+		filter_step(rs, job, false, 0, 0, NULL, 0, NULL, 0);
+		job_free(job);
+		return;
+	}
 	client_release(rs, job);
 	if (job->transport == SERVER_NONE) {
 		job_free(job);
@@ -1090,6 +1166,334 @@ static int resolver_servfail_forms(struct resolver *rs, const struct wire_query 
 	return wire_prepare_forms(rs->scratch, n, q, rs->form_full, full_len, rs->form_plain, plain_len, info);
 }
 
+/* ---- filtering: RHSBL and IP DNSBL checks ---------------------------- */
+
+struct filter_addrs {
+	uint32_t v4[32];
+	size_t count;
+};
+
+static void filter_collect_a(void *arg, const uint8_t *rdata, size_t rdlength)
+{
+	struct filter_addrs *a = arg;
+	if (rdlength == 4 && a->count < sizeof a->v4 / sizeof a->v4[0])
+		a->v4[a->count++] = (uint32_t)rdata[0] << 24 | (uint32_t)rdata[1] << 16 | (uint32_t)rdata[2] << 8 | rdata[3];
+}
+
+/* What a DNSBL zone's answer (its plain form) says. */
+static enum dnsbl_result filter_interpret(const struct policy_source *ps, uint8_t rcode, const uint8_t *plain,
+                                          size_t plain_len, uint32_t *code)
+{
+	if (rcode != WIRE_RCODE_NOERROR)
+		return DNSBL_NOT_LISTED;
+	struct filter_addrs a = { .count = 0 };
+	if (wire_form_answer_rdata(plain, plain_len, WIRE_TYPE_A, filter_collect_a, &a) < 0)
+		return DNSBL_NOT_LISTED;
+	return dnsbl_interpret(a.v4, a.count, &ps->codes, code);
+}
+
+static struct server_job *filter_job(struct filter_ctx *ctx, int source, const struct server_job *parent,
+                                     const uint8_t *name, size_t name_len, uint16_t qtype, unsigned timeout_ms)
+{
+	struct server_job *job = calloc(1, sizeof *job);
+	if (job == NULL)
+		return NULL;
+	job->transport = SERVER_INTERNAL;
+	job->filter = ctx;
+	job->filter_source = source;
+	job->worker = parent != NULL ? parent->worker : NULL;
+	job->q.has_question = true;
+	job->q.qname_len = (uint16_t)name_len;
+	memcpy(job->q.qname, name, name_len);
+	memcpy(job->q.qname_case, name, name_len);
+	job->q.qtype = qtype;
+	job->q.qclass = WIRE_CLASS_IN;
+	job->q.rd = true;
+	job->q.do_bit = true; /* the full form: AD and data are judged here, not sent */
+	job->deadline_ms = server_now_ms() + timeout_ms;
+	job->udp_fd = -1;
+	return job;
+}
+
+/* Look (name, qtype) up for ctx: from the cache when it is fresh there,
+ * else through the resolver (ctx->pending counts it). */
+static void filter_lookup(struct resolver *rs, struct filter_ctx *ctx, int source, const uint8_t *name,
+                          size_t name_len, uint16_t qtype, unsigned timeout_ms)
+{
+	int64_t now = time(NULL);
+	if (source >= 0)
+		atomic_fetch_add_explicit(&ctx->policy->sources[source].lookups, 1, memory_order_relaxed);
+	if (cache_reader_begin(rs->reader) == 0) {
+		struct cache_record rec;
+		enum cache_partition hint = cachepolicy_partition(&rs->server->zones, name, name_len, qtype, false);
+		if (cache_get(rs->reader, name, name_len, qtype, WIRE_CLASS_IN, hint, now, &rec) == 0 &&
+		    now < rec.expires && rec.rcode != WIRE_RCODE_SERVFAIL) {
+			/* Copy out before the read transaction ends. */
+			struct server_job local = { .transport = SERVER_INTERNAL, .filter = ctx, .filter_source = source };
+			local.q.qtype = qtype;
+			ctx->pending++;
+			uint8_t *copy = malloc((size_t)rec.full_len + rec.plain_len);
+			if (copy != NULL) {
+				memcpy(copy, rec.full, rec.full_len);
+				memcpy(copy + rec.full_len, rec.plain, rec.plain_len);
+			}
+			cache_reader_end(rs->reader);
+			if (copy == NULL) {
+				filter_step(rs, &local, false, 0, 0, NULL, 0, NULL, 0);
+				return;
+			}
+			if (source < 0)
+				ctx->stored_at = rec.stored_at;
+			filter_step(rs, &local, true, rec.rcode, rec.dnssec, copy, rec.full_len, copy + rec.full_len,
+			            rec.plain_len);
+			free(copy);
+			return;
+		}
+		cache_reader_end(rs->reader);
+	}
+	struct server_job *job = filter_job(ctx, source, ctx->job, name, name_len, qtype, timeout_ms);
+	ctx->pending++;
+	if (job == NULL) {
+		struct server_job local = { .transport = SERVER_INTERNAL, .filter = ctx, .filter_source = source };
+		filter_step(rs, &local, false, 0, 0, NULL, 0, NULL, 0);
+		return;
+	}
+	/* Through the queue, not resolver_take: this may run inside a
+	 * libunbound callback, and a lookup answered from libunbound's cache
+	 * would call back into it while its buffers are in use. */
+	job_queue_push(&rs->requests, job);
+}
+
+struct filter_addr_sink {
+	uint8_t addr[16][16];
+	size_t want, count;
+};
+
+static void filter_collect_addr(void *arg, const uint8_t *rdata, size_t rdlength)
+{
+	struct filter_addr_sink *sink = arg;
+	if (rdlength == sink->want && sink->count < sizeof sink->addr / sizeof sink->addr[0])
+		memcpy(sink->addr[sink->count++], rdata, rdlength);
+}
+
+/* The IP DNSBL lookups for every address in the question's answer. */
+static void filter_check_addresses(struct resolver *rs, struct filter_ctx *ctx)
+{
+	uint64_t dnsbl = ctx->mask & ctx->policy->dnsbl_mask;
+	if (dnsbl == 0 || ctx->main_failed || ctx->rcode != WIRE_RCODE_NOERROR)
+		return;
+	for (int family = 0; family < 2; family++) {
+		/* Collected first: a lookup answered from the cache completes at
+		 * once, and the answer's buffers must not be read after that. */
+		struct filter_addr_sink sink = { .want = family == 0 ? 4 : 16, .count = 0 };
+		wire_form_answer_rdata(ctx->plain, ctx->plain_len, family == 0 ? WIRE_TYPE_A : WIRE_TYPE_AAAA,
+		                       filter_collect_addr, &sink);
+		for (size_t i = 0; i < sink.count; i++) {
+			for (unsigned s = 0; s < ctx->policy->source_count; s++) {
+				const struct policy_source *ps = &ctx->policy->sources[s];
+				if (!(dnsbl & (1ull << s)) || !atomic_load(&ps->healthy))
+					continue;
+				uint8_t name[WIRE_MAX_NAME];
+				size_t n = dnsbl_ip_query(sink.addr[i], sink.want, ps->zone, ps->zone_len, name);
+				if (n > 0)
+					filter_lookup(rs, ctx, (int)s, name, n, WIRE_TYPE_A, ps->timeout_ms);
+			}
+		}
+	}
+}
+
+static void filter_free(struct filter_ctx *ctx)
+{
+	free(ctx->full);
+	free(ctx->plain);
+	free(ctx);
+}
+
+/* Every lookup is in: block, answer, or fail. */
+static void filter_finish(struct resolver *rs, struct filter_ctx *ctx)
+{
+	struct server_job *job = ctx->job;
+	size_t limit = job->transport == SERVER_UDP ? wire_udp_limit(&job->q) : WIRE_MAX_MSG;
+	size_t n;
+	if (ctx->blocked) {
+		stats_inc(&rs->stats, STATS_BLOCKED);
+		atomic_fetch_add_explicit(&ctx->policy->sources[ctx->verdict.source].blocked, 1, memory_order_relaxed);
+		n = policy_build_reply(ctx->policy, &job->q, &ctx->verdict, limit, rs->scratch, sizeof rs->scratch);
+	} else if (ctx->main_failed || ctx->full == NULL) {
+		n = wire_build_error(&job->q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, rs->scratch, limit);
+	} else {
+		struct cache_record rec = {
+			.rcode = ctx->rcode, .dnssec = ctx->dnssec, .stored_at = ctx->stored_at,
+			.full = ctx->full, .full_len = (uint32_t)ctx->full_len,
+			.plain = ctx->plain, .plain_len = (uint32_t)ctx->plain_len,
+		};
+		n = server_serve_record(&job->q, &rec, time(NULL), limit, rs->scratch, sizeof rs->scratch);
+		if (n == 0)
+			n = wire_build_error(&job->q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, rs->scratch, limit);
+	}
+	filter_free(ctx);
+	resolver_return(rs, job, rs->scratch, n);
+}
+
+/* A health probe's answer: the listed test point must be listed and the
+ * unlisted one must not; a zone that fails is not used for blocking. */
+static void filter_probe_done(struct resolver *rs, struct server_job *job, bool ok, uint8_t rcode,
+                              const uint8_t *plain, size_t plain_len)
+{
+	struct policy *pol = atomic_load(&rs->server->policy);
+	int s = job->filter_source;
+	if (pol == NULL || pol != rs->probe_policy || s < 0 || (unsigned)s >= pol->source_count)
+		return;
+	struct policy_source *ps = &pol->sources[s];
+	/* An unanswered probe says the zone is slow or down, which its lookups'
+	 * own timeouts handle (fail open or closed); only a wrong answer says it
+	 * lists everything or nothing. */
+	if (!ok) {
+		log_debug("source '%s': health probe unanswered", ps->name);
+		return;
+	}
+	uint32_t code = 0;
+	enum dnsbl_result r = filter_interpret(ps, rcode, plain, plain_len, &code);
+	bool right = job->probe == 1 ? r == DNSBL_LISTED : r == DNSBL_NOT_LISTED && rcode == WIRE_RCODE_NXDOMAIN;
+	if (!right) {
+		if (atomic_exchange(&ps->healthy, false))
+			log_warn("source '%s': RFC 5782 health probe failed (the %s test point answered wrong); "
+			         "not used for blocking until it passes", ps->name, job->probe == 1 ? "listed" : "unlisted");
+		return;
+	}
+	rs->probe_bits[s] |= (uint8_t)job->probe;
+	if (rs->probe_bits[s] == 3 && !atomic_exchange(&ps->healthy, true))
+		log_info("source '%s': health probes pass again", ps->name);
+}
+
+/* Start a round of RFC 5782 §5 probes for every RHSBL/DNSBL source. */
+static void filter_probe_round(struct resolver *rs)
+{
+	struct policy *pol = atomic_load(&rs->server->policy);
+	rs->probe_policy = pol;
+	if (pol == NULL)
+		return;
+	for (unsigned s = 0; s < pol->source_count; s++) {
+		const struct policy_source *ps = &pol->sources[s];
+		if (ps->type == CONFIG_SOURCE_LIST)
+			continue;
+		rs->probe_bits[s] = 0;
+		uint8_t listed[WIRE_MAX_NAME], unlisted[WIRE_MAX_NAME];
+		size_t llen, ulen;
+		if (dnsbl_probe_names(ps->type == CONFIG_SOURCE_RHSBL, ps->zone, ps->zone_len, listed, &llen, unlisted,
+		                      &ulen) < 0)
+			continue;
+		for (int which = 1; which <= 2; which++) {
+			struct server_job *job = filter_job(NULL, (int)s, NULL, which == 1 ? listed : unlisted,
+			                                    which == 1 ? llen : ulen, WIRE_TYPE_A, 5000);
+			if (job == NULL)
+				continue;
+			job->probe = which;
+			job_queue_push(&rs->requests, job);
+		}
+	}
+}
+
+/* One lookup of a check (or a probe) is in: ok with the answer's forms, or
+ * not (failure, timeout). */
+static void filter_step(struct resolver *rs, struct server_job *job, bool ok, uint8_t rcode, uint8_t dnssec,
+                        const uint8_t *full, size_t full_len, const uint8_t *plain, size_t plain_len)
+{
+	if (job->filter == NULL) {
+		filter_probe_done(rs, job, ok, rcode, plain, plain_len);
+		return;
+	}
+	struct filter_ctx *ctx = job->filter;
+	if (job->filter_source < 0) {
+		ctx->main_done = true;
+		ctx->rcode = rcode;
+		ctx->dnssec = dnssec;
+		ctx->full = ok ? malloc(full_len ? full_len : 1) : NULL;
+		ctx->plain = ok ? malloc(plain_len ? plain_len : 1) : NULL;
+		if (!ok || ctx->full == NULL || ctx->plain == NULL) {
+			ctx->main_failed = true;
+		} else {
+			memcpy(ctx->full, full, full_len);
+			memcpy(ctx->plain, plain, plain_len);
+			ctx->full_len = full_len;
+			ctx->plain_len = plain_len;
+			/* Bogus data is never looked at: it is SERVFAIL anyway. */
+			if (dnssec != CACHE_DNSSEC_BOGUS || job->q.cd)
+				filter_check_addresses(rs, ctx);
+		}
+	} else {
+		struct policy_source *ps = &ctx->policy->sources[job->filter_source];
+		uint32_t code = 0;
+		if (!ok) {
+			atomic_fetch_add_explicit(&ps->timeouts, 1, memory_order_relaxed);
+			if (!ps->fail_open && !ctx->blocked) {
+				ctx->blocked = true;
+				policy_dnsbl_verdict(ctx->policy, job->filter_source, &ctx->verdict);
+			}
+		} else {
+			switch (filter_interpret(ps, rcode, plain, plain_len, &code)) {
+			case DNSBL_LISTED:
+				atomic_fetch_add_explicit(&ps->listed, 1, memory_order_relaxed);
+				if (!ctx->blocked) {
+					struct policy_verdict v;
+					policy_dnsbl_verdict(ctx->policy, job->filter_source, &v);
+					if (v.block) {
+						ctx->blocked = true;
+						ctx->verdict = v;
+					}
+				}
+				break;
+			case DNSBL_ERROR:
+				policy_note_error(ctx->policy, job->filter_source, code);
+				break;
+			case DNSBL_NOT_LISTED:
+				break;
+			}
+		}
+	}
+	if (--ctx->pending == 0 && ctx->started)
+		filter_finish(rs, ctx);
+}
+
+/* A client question from a worker whose scope has RHSBL/DNSBL sources. */
+static void filter_start(struct resolver *rs, struct server_job *job)
+{
+	struct filter_ctx *ctx = calloc(1, sizeof *ctx);
+	struct policy *pol = atomic_load(&rs->server->policy);
+	if (ctx == NULL || pol == NULL) {
+		free(ctx);
+		job->filter_mask = 0;
+		resolver_take(rs, job);
+		return;
+	}
+	stats_inc(&rs->stats, STATS_FILTER_CHECKS);
+	ctx->job = job;
+	ctx->policy = pol;
+	ctx->mask = job->filter_mask;
+	ctx->stored_at = time(NULL);
+	/* Held open while lookups are issued, so that one completing at once
+	 * cannot finish the check early. */
+	ctx->pending = 1;
+	uint64_t rhsbl = ctx->mask & pol->rhsbl_mask;
+	if (rhsbl != 0) {
+		uint8_t domain[WIRE_MAX_NAME];
+		size_t dlen = dnsbl_registrable_domain(job->q.qname, job->q.qname_len, domain);
+		for (unsigned s = 0; dlen > 0 && s < pol->source_count; s++) {
+			const struct policy_source *ps = &pol->sources[s];
+			if (!(rhsbl & (1ull << s)) || !atomic_load(&ps->healthy))
+				continue;
+			uint8_t name[WIRE_MAX_NAME];
+			size_t n = dnsbl_domain_query(domain, dlen, ps->zone, ps->zone_len, name);
+			if (n > 0)
+				filter_lookup(rs, ctx, (int)s, name, n, WIRE_TYPE_A, ps->timeout_ms);
+		}
+	}
+	filter_lookup(rs, ctx, -1, job->q.qname, job->q.qname_len, job->q.qtype, rs->server->cfg->client_timeout_ms);
+	ctx->started = true;
+	if (--ctx->pending == 0)
+		filter_finish(rs, ctx);
+}
+
 static void resolver_on_result(void *arg, int rcode, const uint8_t *pkt, size_t len,
                                enum recurse_security sec, const char *why_bogus)
 {
@@ -1147,6 +1551,13 @@ static void resolver_on_result(void *arg, int rcode, const uint8_t *pkt, size_t 
 		struct server_job *next = job->next;
 		size_t n = 0;
 		size_t limit = resolver_limit(job);
+		if (job->transport == SERVER_INTERNAL) {
+			filter_step(rs, job, ok == 0 && !failed, info.rcode, dnssec, rs->form_full, full_len, rs->form_plain,
+			            plain_len);
+			job_free(job);
+			job = next;
+			continue;
+		}
 		if (failed && job->stale_ok) {
 			resolver_serve_stale(rs, job, WIRE_EDE_NONE);
 			job = next;
@@ -1177,7 +1588,12 @@ static void resolver_on_result(void *arg, int rcode, const uint8_t *pkt, size_t 
 static void resolver_take(struct resolver *rs, struct server_job *job)
 {
 	const struct config *cfg = rs->server->cfg;
+	if (job->filter_mask != 0 && job->transport != SERVER_INTERNAL) {
+		filter_start(rs, job);
+		return;
+	}
 	bool refresh = job->transport == SERVER_NONE;
+	bool internal = job->transport == SERVER_INTERNAL;
 	uint8_t key[WIRE_MAX_NAME + 4];
 	size_t key_len = inflight_key(&job->q, key);
 	size_t bucket = inflight_hash(key, key_len);
@@ -1187,7 +1603,7 @@ static void resolver_take(struct resolver *rs, struct server_job *job)
 				job_free(job);
 				return;
 			}
-			if (f->waiter_count >= cfg->max_waiters || !client_acquire(rs, job)) {
+			if (f->waiter_count >= cfg->max_waiters || (!internal && !client_acquire(rs, job))) {
 				stats_inc(&rs->stats, STATS_OVERLOAD);
 				resolver_fail_job(rs, job, WIRE_EDE_NONE);
 				return;
@@ -1222,7 +1638,7 @@ static void resolver_take(struct resolver *rs, struct server_job *job)
 			job_free(job);
 			return;
 		}
-	} else if (atomic_load(&rs->inflight_count) >= cfg->max_pending || !client_acquire(rs, job)) {
+	} else if (atomic_load(&rs->inflight_count) >= cfg->max_pending || (!internal && !client_acquire(rs, job))) {
 		stats_inc(&rs->stats, STATS_OVERLOAD);
 		resolver_fail_job(rs, job, WIRE_EDE_NONE);
 		return;
@@ -1274,6 +1690,45 @@ static void resolver_on_requests(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Free the policies replaced before cutoff: every check that could use
+ * one has long finished.  cutoff INT64_MAX frees all (shutdown). */
+static void server_free_retired(struct server *s, int64_t cutoff)
+{
+	pthread_mutex_lock(&s->retired_lock);
+	struct server_retired **pp = &s->retired;
+	while (*pp != NULL) {
+		struct server_retired *r = *pp;
+		if (r->at > cutoff) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		policy_free(r->policy);
+		free(r);
+	}
+	pthread_mutex_unlock(&s->retired_lock);
+}
+
+/* Make p the policy in force and retire the old one. */
+static int server_swap_policy(struct server *s, struct policy *p)
+{
+	struct server_retired *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return -1;
+	struct policy *old = atomic_exchange(&s->policy, p);
+	if (old == NULL) {
+		free(r);
+		return 0;
+	}
+	r->policy = old;
+	r->at = time(NULL);
+	pthread_mutex_lock(&s->retired_lock);
+	r->next = s->retired;
+	s->retired = r;
+	pthread_mutex_unlock(&s->retired_lock);
+	return 0;
+}
+
 /* Clients have their own deadline: libunbound may take half a minute to
  * give up on dead servers, and nobody should wait that long for SERVFAIL.
  * A client with a stale entry gets it sooner (RFC 8767's client response
@@ -1283,6 +1738,13 @@ static void resolver_on_deadlines(evutil_socket_t fd, short what, void *arg)
 	struct resolver *rs = arg;
 	int64_t now = server_now_ms();
 	int64_t wall = time(NULL);
+	if (now >= rs->next_probe_ms) {
+		rs->next_probe_ms = now + rs->server->cfg->health_interval_ms;
+		filter_probe_round(rs);
+	} else if (rs->probe_policy != atomic_load(&rs->server->policy)) {
+		rs->next_probe_ms = 0; /* a new policy is probed at the next tick */
+	}
+	server_free_retired(rs->server, wall - 60);
 	for (struct server_job **pp = &rs->scheduled; *pp != NULL;) {
 		struct server_job *job = *pp;
 		if (job->refresh_at > wall) {
@@ -1410,8 +1872,59 @@ int server_reload(struct server *s, struct config *cfg)
 		log_warn("reload: the cache directory and size change only on restart");
 	if (strcmp(old->root_hints, cfg->root_hints) != 0 || old->dnssec != cfg->dnssec)
 		log_warn("reload: recursion settings change only on restart");
+	/* Lists are read again; a source that cannot be read keeps the old
+	 * policy whole (with the new config's other settings). */
+	if (cfg->filter_source_count > 0) {
+		char why[512];
+		struct policy *pol = policy_new(cfg, why, sizeof why);
+		if (pol == NULL)
+			log_err("reload: filter: %s; keeping the lists in force", why);
+		else if (server_swap_policy(s, pol) < 0)
+			policy_free(pol);
+	} else {
+		server_swap_policy(s, NULL);
+	}
 	atomic_store(&s->cfg, cfg);
 	return 0;
+}
+
+int server_reload_lists(struct server *s, char *err, size_t errlen)
+{
+	const struct config *cfg = s->cfg;
+	if (cfg->filter_source_count == 0) {
+		snprintf(err, errlen, "no filter sources configured");
+		return -1;
+	}
+	char why[512];
+	struct policy *pol = policy_new(cfg, why, sizeof why);
+	if (pol == NULL) {
+		snprintf(err, errlen, "%s; the lists in force are kept", why);
+		return -1;
+	}
+	if (server_swap_policy(s, pol) < 0) {
+		policy_free(pol);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	log_info("filter lists reloaded");
+	return 0;
+}
+
+unsigned server_filter_stats(struct server *s, struct server_filter_stat *out, unsigned max)
+{
+	struct policy *pol = atomic_load(&s->policy);
+	unsigned n = 0;
+	for (unsigned i = 0; pol != NULL && i < pol->source_count && n < max; i++, n++) {
+		const struct policy_source *ps = &pol->sources[i];
+		snprintf(out[n].name, sizeof out[n].name, "%s", ps->name);
+		out[n].healthy = atomic_load(&ps->healthy);
+		out[n].lookups = atomic_load(&ps->lookups);
+		out[n].listed = atomic_load(&ps->listed);
+		out[n].errors = atomic_load(&ps->errors);
+		out[n].timeouts = atomic_load(&ps->timeouts);
+		out[n].blocked = atomic_load(&ps->blocked);
+	}
+	return n;
 }
 
 void server_get_stats(struct server *s, uint64_t *out, uint64_t *inflight)
@@ -1448,8 +1961,18 @@ struct server *server_new(const struct config *cfg, struct cache *cache, char *e
 	for (unsigned w = 0; w < s->worker_count; w++)
 		for (unsigned l = 0; l < CONFIG_MAX_LISTEN; l++)
 			s->udp_fds[w][l] = s->tcp_fds[w][l] = -1;
+	pthread_mutex_init(&s->retired_lock, NULL);
 	if (server_build_policy(s, err, errlen) < 0)
 		goto fail;
+	if (cfg->filter_source_count > 0) {
+		char why[512];
+		struct policy *pol = policy_new(cfg, why, sizeof why);
+		if (pol == NULL) {
+			snprintf(err, errlen, "filter: %s", why);
+			goto fail;
+		}
+		atomic_store(&s->policy, pol);
+	}
 	for (unsigned w = 0; w < s->worker_count; w++) {
 		for (unsigned l = 0; l < cfg->listen_count; l++) {
 			s->udp_fds[w][l] = server_bind(&cfg->listen[l], SOCK_DGRAM, err, errlen);
@@ -1532,7 +2055,37 @@ int server_start(struct server *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the resolver's event loop");
 		return -1;
 	}
+	/* Filter zones with their own servers become stub or forward zones. */
+	struct recurse_stub stubs[CONFIG_MAX_SOURCES];
+	char addr_text[CONFIG_MAX_SOURCES][CONFIG_MAX_SOURCE_SERVERS][80];
+	unsigned stub_count = 0;
+	for (unsigned i = 0; i < cfg->filter_source_count; i++) {
+		const struct config_source *src = &cfg->filter_sources[i];
+		if (src->type == CONFIG_SOURCE_LIST || src->server_count == 0)
+			continue;
+		struct recurse_stub *st = &stubs[stub_count];
+		memset(st, 0, sizeof *st);
+		st->zone = src->zone;
+		st->forward = src->forward;
+		for (unsigned k = 0; k < src->server_count && k < 4; k++) {
+			char host[64] = "";
+			unsigned port;
+			const struct sockaddr_storage *ss = &src->servers[k];
+			if (ss->ss_family == AF_INET6) {
+				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof host);
+				port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+			} else {
+				inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof host);
+				port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+			}
+			snprintf(addr_text[stub_count][k], sizeof addr_text[0][0], "%s@%u", host, port ? port : 53);
+			st->addrs[st->count++] = addr_text[stub_count][k];
+		}
+		stub_count++;
+	}
 	struct recurse_options ro = {
+		.stubs = stubs,
+		.stub_count = stub_count,
 		.root_hints = cfg->root_hints,
 		.trust_anchor = cfg->dnssec ? cfg->trust_anchor : NULL,
 		.query_loopback = cfg->query_loopback,
@@ -1667,6 +2220,9 @@ void server_free(struct server *s)
 	}
 	acl_free(s->acl);
 	acl_free(s->ratelimit_exempt);
+	server_free_retired(s, INT64_MAX);
+	policy_free(atomic_load(&s->policy));
+	pthread_mutex_destroy(&s->retired_lock);
 	for (size_t b = 0; b < SERVER_INFLIGHT_BUCKETS; b++) {
 		while (rs->table[b] != NULL) {
 			struct inflight *f = rs->table[b];

@@ -4,6 +4,7 @@
 #ifndef MXR_SERVER_H
 #define MXR_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,22 @@ void server_stop(struct server *s);
  * limits, DNSBL zones, the cache's place and size, recursion settings) is
  * kept, with a warning if it differs.  Returns 0, or -1 (cfg not taken). */
 int server_reload(struct server *s, struct config *cfg);
+
+/* Read every list file again and make the result the lists in force,
+ * swapped whole; queries are neither dropped nor delayed.  On an error the
+ * old lists stay.  Returns 0, or -1 with a message in err. */
+int server_reload_lists(struct server *s, char *err, size_t errlen);
+
+/* Counters of one filter source. */
+struct server_filter_stat {
+	char name[64];
+	bool healthy;
+	uint64_t lookups, listed, errors, timeouts, blocked;
+};
+
+/* Fill out (max entries) with every filter source's counters; returns how
+ * many.  Any thread. */
+unsigned server_filter_stats(struct server *s, struct server_filter_stat *out, unsigned max);
 
 /* Merge every thread's counters into out[STATS_COUNT] (see stats.h), and
  * report the questions in flight now in *inflight.  Any thread, any time

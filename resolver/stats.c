@@ -19,6 +19,8 @@ static const char *const stats_names[STATS_COUNT] = {
 	[STATS_STALE_SERVED] = "stale_served",
 	[STATS_PREFETCHES] = "prefetches",
 	[STATS_OVERLOAD] = "overload",
+	[STATS_BLOCKED] = "blocked",
+	[STATS_FILTER_CHECKS] = "filter_checks",
 };
 
 void stats_merge(struct stats_block *const *blocks, size_t n, uint64_t out[STATS_COUNT])

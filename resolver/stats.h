@@ -31,6 +31,8 @@ enum stats_counter {
 	STATS_STALE_SERVED,     /* RFC 8767 stale answers sent */
 	STATS_PREFETCHES,       /* background refreshes started */
 	STATS_OVERLOAD,         /* SERVFAIL at once: pending, per-client or waiter caps */
+	STATS_BLOCKED,          /* answered by a filter source */
+	STATS_FILTER_CHECKS,    /* questions that went through RHSBL/DNSBL checks */
 	STATS_COUNT
 };
 

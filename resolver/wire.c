@@ -378,6 +378,50 @@ size_t wire_build_truncated(const struct wire_query *q, uint8_t *out, size_t cap
 	return n;
 }
 
+size_t wire_build_synth(const struct wire_query *q, int rcode, const struct wire_synth_rr *rrs, size_t count,
+                        int ede_code, const char *ede_text, size_t limit, uint8_t *out, size_t cap)
+{
+	if (!question_ok(q) || out == NULL)
+		return 0;
+	int ede = q->has_edns ? ede_code : WIRE_EDE_NONE;
+	size_t tlen = ede_text_len(ede, ede_text);
+	size_t opt = q->has_edns ? opt_size(ede, tlen) : 0;
+	size_t need = WIRE_HEADER_LEN + q->qname_len + 4u + opt;
+	for (size_t i = 0; i < count; i++)
+		need += 12u + rrs[i].rdlength;
+	if (count > 0xFFFF || need > limit || need > cap) {
+		size_t n = wire_build_truncated(q, out, cap < limit ? cap : limit);
+		if (n > 0)
+			out[3] = (uint8_t)((out[3] & ~F_RCODE) | ((unsigned)rcode & F_RCODE));
+		return n;
+	}
+	reply_header(q, rcode, out);
+	wr16(out + 6, (uint16_t)count);
+	size_t p = WIRE_HEADER_LEN;
+	memcpy(out + p, q->qname_case, q->qname_len);
+	p += q->qname_len;
+	wr16(out + p, q->qtype);
+	wr16(out + p + 2, q->qclass);
+	p += 4;
+	for (size_t i = 0; i < count; i++) {
+		/* The owner points at the question name, right after the header. */
+		wr16(out + p, 0xC000 | WIRE_HEADER_LEN);
+		wr16(out + p + 2, rrs[i].type);
+		wr16(out + p + 4, q->qclass);
+		wr32(out + p + 6, rrs[i].ttl);
+		wr16(out + p + 10, rrs[i].rdlength);
+		if (rrs[i].rdlength > 0)
+			memcpy(out + p + 12, rrs[i].rdata, rrs[i].rdlength);
+		p += 12u + rrs[i].rdlength;
+	}
+	if (q->has_edns) {
+		wr16(out + 10, 1);
+		opt_write(out + p, rcode, q->do_bit, ede, ede_text, tlen);
+		p += opt;
+	}
+	return p;
+}
+
 size_t wire_build_any_refusal(const struct wire_query *q, uint8_t *out, size_t cap)
 {
 	static const uint8_t hinfo[] = { 7, 'R', 'F', 'C', '8', '4', '8', '2', 0 };
@@ -826,6 +870,38 @@ int wire_form_answer_names(const uint8_t *form, size_t form_len, uint16_t rrtype
 			for (size_t k = 0; k < nlen; k++)
 				name[k] = lower(name[k]);
 			fn(arg, name, nlen);
+			found++;
+		}
+		pos = rd + rdlen;
+	}
+	return found;
+}
+
+int wire_form_answer_rdata(const uint8_t *form, size_t form_len, uint16_t rrtype,
+                           void (*fn)(void *arg, const uint8_t *rdata, size_t rdlength), void *arg)
+{
+	const uint8_t *msg;
+	size_t mlen;
+	if (wire_form_message(form, form_len, &msg, &mlen) < 0)
+		return -1;
+	size_t pos = WIRE_HEADER_LEN;
+	unsigned qd = rd16(msg + 4), an = rd16(msg + 6);
+	for (unsigned i = 0; i < qd; i++) {
+		if (name_read(msg, mlen, &pos, NULL, NULL) < 0 || pos + 4 > mlen)
+			return -1;
+		pos += 4;
+	}
+	int found = 0;
+	for (unsigned i = 0; i < an; i++) {
+		if (name_read(msg, mlen, &pos, NULL, NULL) < 0 || pos + 10 > mlen)
+			return -1;
+		uint16_t type = rd16(msg + pos);
+		size_t rdlen = rd16(msg + pos + 8);
+		size_t rd = pos + 10;
+		if (rd + rdlen > mlen)
+			return -1;
+		if (type == rrtype) {
+			fn(arg, msg + rd, rdlen);
 			found++;
 		}
 		pos = rd + rdlen;

@@ -118,6 +118,21 @@ size_t wire_build_error(const struct wire_query *q, int rcode, int ede_code,
  * Returns the length or 0. */
 size_t wire_build_truncated(const struct wire_query *q, uint8_t *out, size_t cap);
 
+/* A record synthesized at the question's name (block answers, local data). */
+struct wire_synth_rr {
+	uint16_t type;
+	uint32_t ttl;
+	const uint8_t *rdata;   /* uncompressed wire RDATA */
+	uint16_t rdlength;
+};
+
+/* Build a reply to q with rcode and the given answer records, each owned
+ * by the question's name, plus an OPT record (with the EDE when ede_code is
+ * not WIRE_EDE_NONE) when q has EDNS.  Past limit, only header and question
+ * with TC set.  Returns the length, or 0 if it does not fit in cap. */
+size_t wire_build_synth(const struct wire_query *q, int rcode, const struct wire_synth_rr *rrs, size_t count,
+                        int ede_code, const char *ede_text, size_t limit, uint8_t *out, size_t cap);
+
 /* Build the RFC 8482 minimal answer to an ANY query: one synthesized HINFO
  * "RFC8482" "" at the question's name, TTL 3600.  Returns the length or 0. */
 size_t wire_build_any_refusal(const struct wire_query *q, uint8_t *out, size_t cap);
@@ -174,6 +189,12 @@ int wire_form_clamp_ttls(uint8_t *form, size_t form_len, uint32_t min_ttl, uint3
  * -1 if the form is malformed or rrtype has no single name to give. */
 int wire_form_answer_names(const uint8_t *form, size_t form_len, uint16_t rrtype,
                            void (*fn)(void *arg, const uint8_t *name, size_t name_len), void *arg);
+
+/* Call fn(arg, rdata, rdlength) for every answer-section record of type
+ * rrtype in form (the addresses of A/AAAA answers, say).  Returns the number
+ * of records, or -1 if the form is malformed. */
+int wire_form_answer_rdata(const uint8_t *form, size_t form_len, uint16_t rrtype,
+                           void (*fn)(void *arg, const uint8_t *rdata, size_t rdlength), void *arg);
 
 /* The message inside a form (for inspection and tests): sets *msg, *msg_len.
  * Returns 0, or -1 if the form is malformed. */

@@ -177,6 +177,14 @@ static void check_most_defaults(const struct config *cfg)
 		CU_ASSERT_EQUAL(part->type_count, 0);
 	}
 	CU_ASSERT_EQUAL(cfg->dnsbl_zone_count, 0);
+
+	/* No filter section: no filtering. */
+	CU_ASSERT_EQUAL(cfg->filter_source_count, 0);
+	CU_ASSERT_EQUAL(cfg->filter_scope_count, 0);
+	check_v4(&cfg->sinkhole_a, "0.0.0.0", 0);
+	check_v6(&cfg->sinkhole_aaaa, "::", 0);
+	CU_ASSERT_EQUAL(cfg->filter_ttl, 300);
+	CU_ASSERT_EQUAL(cfg->health_interval_ms, 300000);
 }
 
 /* Every default. */
@@ -530,7 +538,7 @@ static void test_config_rejects_missing_file(void)
 static void test_config_rejects_unknown_section(void)
 {
 	expect_error("server:\n  workers: 2\nserverr:\n  workers: 2\n", 3,
-	             "unknown section 'serverr' (expected server, access, ratelimit, recursion or cache)");
+	             "unknown section 'serverr' (expected server, access, ratelimit, recursion, cache or filter)");
 }
 
 static void test_config_rejects_unknown_key(void)
@@ -758,12 +766,12 @@ static void test_config_rejects_unclosed_bracket(void)
 static void test_config_rejects_top_level_sequence(void)
 {
 	expect_error("# a list, not a mapping\n- server\n- cache\n", 2,
-	             "the top level must be a mapping of sections (server:, access:, ratelimit:, recursion:, cache:)");
+	             "the top level must be a mapping of sections (server:, access:, ratelimit:, recursion:, cache:, filter:)");
 }
 
 static void test_config_rejects_top_level_scalar(void)
 {
-	expect_error("hello\n", 1, "the top level must be a mapping of sections (server:, access:, ratelimit:, recursion:, cache:)");
+	expect_error("hello\n", 1, "the top level must be a mapping of sections (server:, access:, ratelimit:, recursion:, cache:, filter:)");
 }
 
 static void test_config_rejects_tab_indentation(void)
@@ -1084,6 +1092,503 @@ static void test_config_reports_every_error_in_nested_sections(void)
 	load_done(&l);
 }
 
+/* ---- filter: ---- */
+
+/* A fresh directory with readable files a.hosts, b.hosts and allow.txt. */
+struct filter_dir {
+	char dir[64];
+	char a[128], b[128], allow[128];
+};
+
+static void filter_dir_make(struct filter_dir *d)
+{
+	strcpy(d->dir, "/tmp/test_config_filter_XXXXXX");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(d->dir));
+	snprintf(d->a, sizeof d->a, "%s/a.hosts", d->dir);
+	snprintf(d->b, sizeof d->b, "%s/b.hosts", d->dir);
+	snprintf(d->allow, sizeof d->allow, "%s/allow.txt", d->dir);
+	const char *paths[] = { d->a, d->b, d->allow };
+	for (size_t i = 0; i < 3; i++) {
+		FILE *f = fopen(paths[i], "w");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		fputs("0.0.0.0 ads.example\n", f);
+		fclose(f);
+	}
+}
+
+static void filter_dir_remove(struct filter_dir *d)
+{
+	unlink(d->a);
+	unlink(d->b);
+	unlink(d->allow);
+	rmdir(d->dir);
+}
+
+static void test_config_filter_loads_every_key(void)
+{
+	struct filter_dir d;
+	filter_dir_make(&d);
+	char yaml[4096];
+	snprintf(yaml, sizeof yaml,
+	         "filter:\n"                                                          /* 1 */
+	         "  sinkhole-a: 192.0.2.1\n"
+	         "  sinkhole-aaaa: \"2001:db8::1\"\n"
+	         "  ttl: 1h\n"
+	         "  health-interval: 30s\n"                                           /* 5 */
+	         "  scope:\n"                                   /* before the sources it names */
+	         "    - {network: 192.168.0.0/16, sources: [dbl, ads]}\n"
+	         "    - network: \"2001:db8::/32\"\n"
+	         "      sources: zen\n"
+	         "    - {network: 10.0.0.0/8, sources: []}\n"                         /* 10 */
+	         "  sources:\n"
+	         "    - name: ads\n"
+	         "      type: list\n"
+	         "      format: hosts\n"
+	         "      files: [%s, %s]\n"                                            /* 15 */
+	         "      allow: false\n"
+	         "      action: sinkhole\n"
+	         "    - {name: ok_list-2, type: list, files: %s, allow: true, format: adblock, action: log-only}\n"
+	         "    - name: dbl\n"
+	         "      type: rhsbl\n"                                                /* 20 */
+	         "      zone: DBL.Spamhaus.org.\n"
+	         "      codes: [\"127.0.1.2-127.0.1.99\", 127.0.1.255]\n"
+	         "      timeout: 2s\n"
+	         "      fail-open: false\n"
+	         "      servers: [\"127.0.10.3\", \"127.0.10.4:5353\", \"[::1]:5300\", \"2001:db8::53\"]\n" /* 25 */
+	         "      forward: true\n"
+	         "      action: nodata\n"
+	         "    - {name: zen, type: dnsbl, zone: zen.spamhaus.org, action: refused}\n"
+	         "    - {name: rpz, type: list, format: rpz, files: [%s], action: nxdomain}\n"
+	         "cache:\n"                                                           /* 30 */
+	         "  dnsbl-zones: [zen.spamhaus.org]\n",
+	         d.a, d.b, d.allow, d.a);
+	struct load l;
+	load_yaml(yaml, &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	if (l.errs[0] != '\0')
+		fprintf(stderr, "\n%s", l.errs);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	const struct config *c = l.cfg;
+	check_v4(&c->sinkhole_a, "192.0.2.1", 0);
+	check_v6(&c->sinkhole_aaaa, "2001:db8::1", 0);
+	CU_ASSERT_EQUAL(c->filter_ttl, 3600);
+	CU_ASSERT_EQUAL(c->health_interval_ms, 30000);
+
+	CU_ASSERT_EQUAL_FATAL(c->filter_source_count, 5);
+	const struct config_source *s = &c->filter_sources[0];
+	CU_ASSERT_STRING_EQUAL(s->name, "ads");
+	CU_ASSERT_EQUAL(s->type, CONFIG_SOURCE_LIST);
+	CU_ASSERT_EQUAL(s->format, CONFIG_FORMAT_HOSTS);
+	CU_ASSERT_EQUAL_FATAL(s->file_count, 2);
+	CU_ASSERT_STRING_EQUAL(s->files[0], d.a);
+	CU_ASSERT_STRING_EQUAL(s->files[1], d.b);
+	CU_ASSERT_FALSE(s->allow);
+	CU_ASSERT_EQUAL(s->action, CONFIG_ACTION_SINKHOLE);
+	CU_ASSERT_EQUAL(s->line, 12);
+
+	s = &c->filter_sources[1];
+	CU_ASSERT_STRING_EQUAL(s->name, "ok_list-2");
+	CU_ASSERT_EQUAL(s->type, CONFIG_SOURCE_LIST);
+	CU_ASSERT_EQUAL(s->format, CONFIG_FORMAT_ADBLOCK);
+	CU_ASSERT_EQUAL_FATAL(s->file_count, 1);
+	CU_ASSERT_STRING_EQUAL(s->files[0], d.allow);
+	CU_ASSERT_TRUE(s->allow);
+	CU_ASSERT_EQUAL(s->action, CONFIG_ACTION_LOG_ONLY);
+	CU_ASSERT_EQUAL(s->line, 18);
+
+	s = &c->filter_sources[2];
+	CU_ASSERT_STRING_EQUAL(s->name, "dbl");
+	CU_ASSERT_EQUAL(s->type, CONFIG_SOURCE_RHSBL);
+	CU_ASSERT_STRING_EQUAL(s->zone, "dbl.spamhaus.org");
+	CU_ASSERT_EQUAL_FATAL(s->code_count, 2);
+	CU_ASSERT_STRING_EQUAL(s->codes[0], "127.0.1.2-127.0.1.99");
+	CU_ASSERT_STRING_EQUAL(s->codes[1], "127.0.1.255");
+	CU_ASSERT_EQUAL(s->timeout_ms, 2000);
+	CU_ASSERT_FALSE(s->fail_open);
+	CU_ASSERT_EQUAL_FATAL(s->server_count, 4);
+	check_v4(&s->servers[0], "127.0.10.3", 53);
+	check_v4(&s->servers[1], "127.0.10.4", 5353);
+	check_v6(&s->servers[2], "::1", 5300);
+	check_v6(&s->servers[3], "2001:db8::53", 53);
+	CU_ASSERT_TRUE(s->forward);
+	CU_ASSERT_EQUAL(s->action, CONFIG_ACTION_NODATA);
+	CU_ASSERT_EQUAL(s->file_count, 0);
+	CU_ASSERT_EQUAL(s->line, 19);
+
+	/* Everything left out takes its default. */
+	s = &c->filter_sources[3];
+	CU_ASSERT_STRING_EQUAL(s->name, "zen");
+	CU_ASSERT_EQUAL(s->type, CONFIG_SOURCE_DNSBL);
+	CU_ASSERT_STRING_EQUAL(s->zone, "zen.spamhaus.org");
+	CU_ASSERT_EQUAL(s->action, CONFIG_ACTION_REFUSED);
+	CU_ASSERT_EQUAL(s->code_count, 0);
+	CU_ASSERT_EQUAL(s->timeout_ms, 500);
+	CU_ASSERT_TRUE(s->fail_open);
+	CU_ASSERT_EQUAL(s->server_count, 0);
+	CU_ASSERT_FALSE(s->forward);
+	CU_ASSERT_EQUAL(s->line, 28);
+
+	s = &c->filter_sources[4];
+	CU_ASSERT_STRING_EQUAL(s->name, "rpz");
+	CU_ASSERT_EQUAL(s->format, CONFIG_FORMAT_RPZ);
+	CU_ASSERT_EQUAL(s->action, CONFIG_ACTION_NXDOMAIN);
+	CU_ASSERT_FALSE(s->allow);
+
+	CU_ASSERT_EQUAL_FATAL(c->filter_scope_count, 3);
+	CU_ASSERT_STRING_EQUAL(c->filter_scopes[0].network, "192.168.0.0/16");
+	CU_ASSERT_EQUAL(c->filter_scopes[0].sources, (1u << 0) | (1u << 2));
+	CU_ASSERT_EQUAL(c->filter_scopes[0].line, 7);
+	CU_ASSERT_STRING_EQUAL(c->filter_scopes[1].network, "2001:db8::/32");
+	CU_ASSERT_EQUAL(c->filter_scopes[1].sources, 1u << 3);
+	CU_ASSERT_EQUAL(c->filter_scopes[1].line, 8);
+	CU_ASSERT_STRING_EQUAL(c->filter_scopes[2].network, "10.0.0.0/8");
+	CU_ASSERT_EQUAL(c->filter_scopes[2].sources, 0);
+
+	/* zen was listed already; dbl is added after it, list sources are not. */
+	CU_ASSERT_EQUAL_FATAL(c->dnsbl_zone_count, 2);
+	CU_ASSERT_STRING_EQUAL(c->dnsbl_zones[0].name, "zen.spamhaus.org");
+	CU_ASSERT_STRING_EQUAL(c->dnsbl_zones[1].name, "dbl.spamhaus.org");
+	CU_ASSERT_EQUAL(c->dnsbl_zones[1].negative_min_ttl, 0);
+	load_done(&l);
+	filter_dir_remove(&d);
+}
+
+static void test_config_filter_bounds_are_inclusive(void)
+{
+	struct load l;
+	load_yaml("filter:\n"
+	          "  ttl: 0\n"
+	          "  health-interval: 1d\n"
+	          "  sources:\n"
+	          "    - {name: a, type: dnsbl, zone: a.example, timeout: 10ms}\n"
+	          "    - {name: b, type: rhsbl, zone: b.example, timeout: 10s, codes: 127.0.0.2}\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_EQUAL(l.cfg->filter_ttl, 0);
+	CU_ASSERT_EQUAL(l.cfg->health_interval_ms, 86400000);
+	CU_ASSERT_EQUAL_FATAL(l.cfg->filter_source_count, 2);
+	CU_ASSERT_EQUAL(l.cfg->filter_sources[0].timeout_ms, 10);
+	CU_ASSERT_EQUAL(l.cfg->filter_sources[1].timeout_ms, 10000);
+	CU_ASSERT_EQUAL_FATAL(l.cfg->filter_sources[1].code_count, 1);
+	CU_ASSERT_STRING_EQUAL(l.cfg->filter_sources[1].codes[0], "127.0.0.2");
+	load_done(&l);
+}
+
+static void test_config_filter_empty_section_gives_defaults(void)
+{
+	struct load l;
+	load_yaml("filter:\n  # sources: []\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	check_defaults(l.cfg);
+	load_done(&l);
+}
+
+static void test_config_filter_zones_join_dnsbl_zones(void)
+{
+	struct load l;
+	load_yaml("filter:\n"
+	          "  sources:\n"
+	          "    - {name: one, type: rhsbl, zone: dbl.example.}\n"
+	          "    - {name: two, type: dnsbl, zone: ZEN.example}\n"
+	          "    - {name: three, type: dnsbl, zone: zen.example, servers: [127.0.10.3]}\n"
+	          "cache:\n"
+	          "  dnsbl-zones: [{zone: other.example, negative-min-ttl: 1m}]\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_EQUAL_FATAL(l.cfg->dnsbl_zone_count, 3);
+	CU_ASSERT_STRING_EQUAL(l.cfg->dnsbl_zones[0].name, "other.example");
+	CU_ASSERT_EQUAL(l.cfg->dnsbl_zones[0].negative_min_ttl, 60);
+	CU_ASSERT_STRING_EQUAL(l.cfg->dnsbl_zones[1].name, "dbl.example");
+	CU_ASSERT_STRING_EQUAL(l.cfg->dnsbl_zones[2].name, "zen.example");
+	load_done(&l);
+}
+
+static void test_config_filter_rejects_too_many_dnsbl_zones(void)
+{
+	char yaml[8192];
+	size_t n = (size_t)snprintf(yaml, sizeof yaml, "cache:\n  dnsbl-zones:\n");
+	for (int i = 0; i < 64; i++)
+		n += (size_t)snprintf(yaml + n, sizeof yaml - n, "    - z%d.example\n", i);
+	snprintf(yaml + n, sizeof yaml - n, "filter:\n  sources:\n    - {name: extra, type: dnsbl, zone: z63.example}\n"
+	                                    "    - {name: over, type: dnsbl, zone: z64.example}\n");
+	expect_error(yaml, 70, "source 'over': 'dnsbl-zones' and the zones of the filter sources make more than 64 zones");
+}
+
+static void test_config_filter_rejects_source_without_name(void)
+{
+	expect_error("filter:\n  sources:\n    - {type: dnsbl, zone: zen.spamhaus.org}\n", 3, "a source needs 'name'");
+}
+
+static void test_config_filter_rejects_bad_source_name(void)
+{
+	expect_error("filter:\n  sources:\n    - {name: Ads!, type: dnsbl, zone: zen.spamhaus.org}\n", 3,
+	             "source name 'Ads!': bad character (a-z, 0-9, '-' and '_' only)");
+}
+
+static void test_config_filter_rejects_long_source_name(void)
+{
+	char yaml[256];
+	snprintf(yaml, sizeof yaml, "filter:\n  sources:\n    - {name: %064d, type: dnsbl, zone: a.example}\n", 0);
+	char want[160];
+	snprintf(want, sizeof want, "source name '%064d': longer than 63 characters", 0);
+	expect_error(yaml, 3, want);
+}
+
+static void test_config_filter_rejects_duplicate_source_name(void)
+{
+	expect_error("filter:\n  sources:\n"
+	             "    - {name: zen, type: dnsbl, zone: zen.spamhaus.org}\n"
+	             "    - name: zen\n"
+	             "      type: rhsbl\n"
+	             "      zone: dbl.spamhaus.org\n", 4,
+	             "duplicate source name 'zen'");
+}
+
+static void test_config_filter_rejects_source_without_type(void)
+{
+	expect_error("filter:\n  sources:\n    - {name: zen, zone: zen.spamhaus.org}\n", 3, "source 'zen' needs 'type'");
+}
+
+static void test_config_filter_rejects_bad_source_type(void)
+{
+	expect_error("filter:\n  sources:\n    - name: zen\n      type: blocklist\n      zone: zen.spamhaus.org\n", 4,
+	             "'type' must be one of list, rhsbl, dnsbl");
+}
+
+static void test_config_filter_rejects_bad_format(void)
+{
+	expect_error("filter:\n  sources:\n"
+	             "    - {name: ads, type: list, format: csv, files: [" TEST_ROOT_HINTS "]}\n", 3,
+	             "'format' must be one of hosts, domains, adblock, rpz");
+}
+
+static void test_config_filter_rejects_list_without_files(void)
+{
+	expect_error("filter:\n  sources:\n    - {name: ads, type: list}\n", 3,
+	             "a list source needs at least one file in 'files'");
+}
+
+static void test_config_filter_rejects_list_with_empty_files(void)
+{
+	expect_error("filter:\n  sources:\n    - name: ads\n      type: list\n      files: []\n", 3,
+	             "a list source needs at least one file in 'files'");
+}
+
+static void test_config_filter_rejects_unreadable_file(void)
+{
+	expect_error("filter:\n  sources:\n    - name: ads\n      type: list\n"
+	             "      files:\n        - " TEST_ROOT_HINTS "\n        - /nonexistent/ads.hosts\n", 7,
+	             "file '/nonexistent/ads.hosts': No such file or directory");
+}
+
+static void test_config_filter_rejects_directory_as_file(void)
+{
+	expect_error("filter:\n  sources:\n    - {name: ads, type: list, files: /tmp}\n", 3,
+	             "file '/tmp': not a regular file");
+}
+
+static void test_config_filter_rejects_too_many_files(void)
+{
+	expect_error("filter:\n  sources:\n    - name: ads\n      type: list\n      files:\n"
+	             "        - " TEST_ROOT_HINTS "\n        - " TEST_ROOT_HINTS "\n        - " TEST_ROOT_HINTS "\n"
+	             "        - " TEST_ROOT_HINTS "\n        - " TEST_ROOT_HINTS "\n        - " TEST_ROOT_HINTS "\n"
+	             "        - " TEST_ROOT_HINTS "\n        - " TEST_ROOT_HINTS "\n        - " TEST_ROOT_HINTS "\n", 14,
+	             "'files' has more than 8 paths");
+}
+
+static void test_config_filter_rejects_bad_action(void)
+{
+	expect_error("filter:\n  sources:\n    - {name: zen, type: dnsbl, zone: zen.spamhaus.org, action: block}\n", 3,
+	             "'action' must be one of nxdomain, nodata, refused, sinkhole, log-only");
+}
+
+static void test_config_filter_rejects_zone_on_a_list(void)
+{
+	expect_error("filter:\n  sources:\n    - name: ads\n      type: list\n      files: " TEST_ROOT_HINTS "\n"
+	             "      zone: ads.example\n", 6,
+	             "'zone' does not apply to a list source");
+}
+
+static void test_config_filter_rejects_files_on_a_dnsbl(void)
+{
+	/* The file does not exist either: a dnsbl source has no files to check. */
+	expect_error("filter:\n  sources:\n    - name: zen\n      files: [/nonexistent/zen]\n      type: dnsbl\n"
+	             "      zone: zen.spamhaus.org\n", 4,
+	             "'files' does not apply to a dnsbl source");
+}
+
+static void test_config_filter_rejects_codes_on_a_list(void)
+{
+	expect_error("filter:\n  sources:\n"
+	             "    - {name: ads, type: list, files: " TEST_ROOT_HINTS ", codes: [127.0.0.2]}\n", 3,
+	             "'codes' does not apply to a list source");
+}
+
+static void test_config_filter_rejects_allow_on_an_rhsbl(void)
+{
+	expect_error("filter:\n  sources:\n    - name: dbl\n      type: rhsbl\n      zone: dbl.spamhaus.org\n"
+	             "      allow: true\n", 6,
+	             "'allow' does not apply to an rhsbl source");
+}
+
+static void test_config_filter_rejects_dnsbl_without_zone(void)
+{
+	expect_error("filter:\n  sources:\n    - {name: dbl, type: rhsbl, codes: [127.0.1.2]}\n", 3,
+	             "an rhsbl source needs 'zone'");
+}
+
+static void test_config_filter_rejects_bad_zone_name(void)
+{
+	expect_error("filter:\n  sources:\n    - name: zen\n      type: dnsbl\n      zone: zen..spamhaus.org\n", 5,
+	             "zone: 'zen..spamhaus.org': empty label");
+}
+
+static void test_config_filter_rejects_bad_code(void)
+{
+	expect_error("filter:\n  sources:\n    - name: zen\n      type: dnsbl\n      zone: zen.spamhaus.org\n"
+	             "      codes:\n        - 127.0.0.2\n        - 127.0.0.2-127.0.0.x\n", 8,
+	             "code '127.0.0.2-127.0.0.x': bad IPv4 address");
+}
+
+static void test_config_filter_rejects_reversed_code_range(void)
+{
+	expect_error("filter:\n  sources:\n"
+	             "    - {name: zen, type: dnsbl, zone: zen.spamhaus.org, codes: [\"127.0.0.11-127.0.0.2\"]}\n", 3,
+	             "code '127.0.0.11-127.0.0.2': the range starts above its end");
+}
+
+static void test_config_filter_rejects_too_many_codes(void)
+{
+	char yaml[1024];
+	size_t n = (size_t)snprintf(yaml, sizeof yaml,
+	                            "filter:\n  sources:\n    - name: zen\n      type: dnsbl\n      zone: zen.spamhaus.org\n"
+	                            "      codes:\n");
+	for (int i = 0; i < 17; i++)
+		n += (size_t)snprintf(yaml + n, sizeof yaml - n, "        - 127.0.0.%d\n", i + 2);
+	expect_error(yaml, 23, "'codes' has more than 16 codes");
+}
+
+static void test_config_filter_rejects_timeout_out_of_range(void)
+{
+	expect_error("filter:\n  sources:\n    - {name: zen, type: dnsbl, zone: zen.spamhaus.org, timeout: 11s}\n", 3,
+	             "'timeout' must be between 10ms and 10s");
+	expect_error("filter:\n  sources:\n    - {name: zen, type: dnsbl, zone: zen.spamhaus.org, timeout: 9ms}\n", 3,
+	             "'timeout' must be between 10ms and 10s");
+}
+
+static void test_config_filter_rejects_bad_server(void)
+{
+	expect_error("filter:\n  sources:\n    - name: zen\n      type: dnsbl\n      zone: zen.spamhaus.org\n"
+	             "      servers: [127.0.10.3, 127.0.10.300]\n", 6,
+	             "server '127.0.10.300': bad IPv4 address");
+	expect_error("filter:\n  sources:\n    - name: zen\n      type: dnsbl\n      zone: zen.spamhaus.org\n"
+	             "      servers: [ns1.example]\n", 6,
+	             "server 'ns1.example': bad address (an IPv4 or IPv6 address, not a name)");
+	expect_error("filter:\n  sources:\n    - name: zen\n      type: dnsbl\n      zone: zen.spamhaus.org\n"
+	             "      servers: \"127.0.10.3:0\"\n", 6,
+	             "server '127.0.10.3:0': the port must be between 1 and 65535");
+	expect_error("filter:\n  sources:\n    - name: zen\n      type: dnsbl\n      zone: zen.spamhaus.org\n"
+	             "      servers: [\"[::1]\", \"::1\"]\n", 6,
+	             "server '::1' is listed twice");
+}
+
+static void test_config_filter_rejects_unknown_key_in_source(void)
+{
+	expect_error("filter:\n  sources:\n    - {name: zen, type: dnsbl, zone: zen.spamhaus.org, zones: [x]}\n", 3,
+	             "unknown key 'zones' in a filter source");
+}
+
+static void test_config_filter_rejects_source_not_a_mapping(void)
+{
+	expect_error("filter:\n  sources:\n    - zen.spamhaus.org\n", 3,
+	             "filter sources must be mappings such as {name: ads, type: list, files: [/etc/ads.hosts]}");
+}
+
+static void test_config_filter_rejects_scope_unknown_source(void)
+{
+	expect_error("filter:\n  sources:\n    - {name: zen, type: dnsbl, zone: zen.spamhaus.org}\n"
+	             "  scope:\n    - network: 10.0.0.0/8\n      sources:\n        - zen\n        - zne\n", 8,
+	             "unknown source 'zne'");
+}
+
+static void test_config_filter_scope_names_no_rejected_source_twice(void)
+{
+	/* The source's own error is enough: its name is not "unknown" as well. */
+	expect_error("filter:\n  scope: [{network: 10.0.0.0/8, sources: [zen]}]\n"
+	             "  sources:\n    - {name: zen, type: dnsbl, zone: zen.spamhaus.org, timeout: 1h}\n", 4,
+	             "'timeout' must be between 10ms and 10s");
+}
+
+static void test_config_filter_rejects_scope_bad_cidr(void)
+{
+	expect_error("filter:\n  scope:\n    - {network: 10.0.0.300/8, sources: []}\n", 3,
+	             "network '10.0.0.300/8': bad address");
+}
+
+static void test_config_filter_rejects_scope_duplicate_network(void)
+{
+	expect_error("filter:\n  scope:\n    - {network: 10.0.0.0/8, sources: []}\n"
+	             "    - {network: 10.0.0.0/8, sources: []}\n", 4,
+	             "network '10.0.0.0/8': duplicate prefix");
+}
+
+static void test_config_filter_rejects_scope_without_network(void)
+{
+	expect_error("filter:\n  scope:\n    - {sources: []}\n", 3, "a scope entry needs 'network'");
+}
+
+static void test_config_filter_rejects_sinkhole_a_not_ipv4(void)
+{
+	expect_error("filter:\n  sinkhole-a: \"::1\"\n", 2, "'sinkhole-a' must be an IPv4 address such as 0.0.0.0");
+}
+
+static void test_config_filter_rejects_sinkhole_aaaa_not_ipv6(void)
+{
+	expect_error("filter:\n  sinkhole-aaaa: 0.0.0.0\n", 2, "'sinkhole-aaaa' must be an IPv6 address such as ::");
+}
+
+static void test_config_filter_rejects_ttl_out_of_range(void)
+{
+	expect_error("filter:\n  ttl: 2d\n", 2, "'ttl' must be between 0 and 1d");
+}
+
+static void test_config_filter_rejects_health_interval_too_short(void)
+{
+	expect_error("filter:\n  health-interval: 9s\n", 2, "'health-interval' must be between 10s and 1d");
+}
+
+static void test_config_filter_rejects_sources_not_a_list(void)
+{
+	expect_error("filter:\n  sources: {name: zen}\n", 2,
+	             "'sources' must be a list of sources such as {name: ads, type: list, files: [/etc/ads.hosts]}");
+}
+
+static void test_config_filter_reports_every_error(void)
+{
+	struct load l;
+	load_yaml("filter:\n"
+	          "  sources:\n"
+	          "    - {name: a, type: list, zone: x.example}\n"
+	          "    - {name: b, type: dnsbl, zone: b.example, codes: [1.2.3]}\n"
+	          "  scope: [{network: 10.0.0.0/8, sources: [b]}]\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 3);
+	CU_ASSERT_PTR_NULL(l.cfg);
+	char want[1024];
+	snprintf(want, sizeof want,
+	         "%s:3: 'zone' does not apply to a list source\n"
+	         "%s:3: a list source needs at least one file in 'files'\n"
+	         "%s:4: code '1.2.3': bad IPv4 address\n",
+	         l.path, l.path, l.path);
+	CU_ASSERT_STRING_EQUAL(l.errs, want);
+	if (strcmp(l.errs, want) != 0)
+		fprintf(stderr, "\n  want: %s  got:  %s", want, l.errs);
+	load_done(&l);
+}
+
 /* The shipped profiles must stay loadable too, from the source root. */
 static void test_config_mail_server_profile_loads(void)
 {
@@ -1266,6 +1771,48 @@ int main(void)
 		TEST(test_config_rejects_stale_answer_after_too_short),
 		TEST(test_config_rejects_prefetch_percent_out_of_range),
 		TEST(test_config_reports_every_error_in_nested_sections),
+		TEST(test_config_filter_loads_every_key),
+		TEST(test_config_filter_bounds_are_inclusive),
+		TEST(test_config_filter_empty_section_gives_defaults),
+		TEST(test_config_filter_zones_join_dnsbl_zones),
+		TEST(test_config_filter_rejects_too_many_dnsbl_zones),
+		TEST(test_config_filter_rejects_source_without_name),
+		TEST(test_config_filter_rejects_bad_source_name),
+		TEST(test_config_filter_rejects_long_source_name),
+		TEST(test_config_filter_rejects_duplicate_source_name),
+		TEST(test_config_filter_rejects_source_without_type),
+		TEST(test_config_filter_rejects_bad_source_type),
+		TEST(test_config_filter_rejects_bad_format),
+		TEST(test_config_filter_rejects_list_without_files),
+		TEST(test_config_filter_rejects_list_with_empty_files),
+		TEST(test_config_filter_rejects_unreadable_file),
+		TEST(test_config_filter_rejects_directory_as_file),
+		TEST(test_config_filter_rejects_too_many_files),
+		TEST(test_config_filter_rejects_bad_action),
+		TEST(test_config_filter_rejects_zone_on_a_list),
+		TEST(test_config_filter_rejects_files_on_a_dnsbl),
+		TEST(test_config_filter_rejects_codes_on_a_list),
+		TEST(test_config_filter_rejects_allow_on_an_rhsbl),
+		TEST(test_config_filter_rejects_dnsbl_without_zone),
+		TEST(test_config_filter_rejects_bad_zone_name),
+		TEST(test_config_filter_rejects_bad_code),
+		TEST(test_config_filter_rejects_reversed_code_range),
+		TEST(test_config_filter_rejects_too_many_codes),
+		TEST(test_config_filter_rejects_timeout_out_of_range),
+		TEST(test_config_filter_rejects_bad_server),
+		TEST(test_config_filter_rejects_unknown_key_in_source),
+		TEST(test_config_filter_rejects_source_not_a_mapping),
+		TEST(test_config_filter_rejects_scope_unknown_source),
+		TEST(test_config_filter_scope_names_no_rejected_source_twice),
+		TEST(test_config_filter_rejects_scope_bad_cidr),
+		TEST(test_config_filter_rejects_scope_duplicate_network),
+		TEST(test_config_filter_rejects_scope_without_network),
+		TEST(test_config_filter_rejects_sinkhole_a_not_ipv4),
+		TEST(test_config_filter_rejects_sinkhole_aaaa_not_ipv6),
+		TEST(test_config_filter_rejects_ttl_out_of_range),
+		TEST(test_config_filter_rejects_health_interval_too_short),
+		TEST(test_config_filter_rejects_sources_not_a_list),
+		TEST(test_config_filter_reports_every_error),
 		TEST(test_config_mail_server_profile_loads),
 		TEST(test_config_network_filter_profile_loads),
 		TEST(test_config_accepts_null_errs_stream),

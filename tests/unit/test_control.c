@@ -44,6 +44,26 @@ void server_get_stats(struct server *s, uint64_t *out, uint64_t *inflight)
 	*inflight = FAKE_INFLIGHT;
 }
 
+/* One fake filter source, so the stats test sees its lines. */
+unsigned server_filter_stats(struct server *s, struct server_filter_stat *out, unsigned max)
+{
+	if (max == 0)
+		return 0;
+	memset(out, 0, sizeof *out);
+	snprintf(out->name, sizeof out->name, "zen");
+	out->healthy = true;
+	out->lookups = 11;
+	out->blocked = 3;
+	return 1;
+}
+
+/* Reloading lists is the server's business; here it always fails. */
+int server_reload_lists(struct server *s, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "test double: no lists");
+	return -1;
+}
+
 /* Only its address is used: control passes it back to server_get_stats. */
 static char fake_server_storage;
 #define FAKE_SERVER ((struct server *)(void *)&fake_server_storage)
@@ -487,6 +507,12 @@ static void test_control_stats_with_server_prints_every_counter(void)
 	snprintf(want, sizeof want, "inflight %u", FAKE_INFLIGHT);
 	CU_ASSERT(has_line(r, want));
 	CU_ASSERT(has_line(r, "cache_entries_general 6"));
+	CU_ASSERT(has_line(r, "filter_zen_healthy 1"));
+	CU_ASSERT(has_line(r, "filter_zen_lookups 11"));
+	CU_ASSERT(has_line(r, "filter_zen_blocked 3"));
+	free(r);
+	r = request("lists reload");
+	CU_ASSERT(strncmp(r, "error: test double: no lists", 28) == 0);
 	free(r);
 	teardown();
 }
