@@ -24,6 +24,9 @@ struct dnsbl_codes {
  * 0, or -1 if the text is not an address or range (or codes is full). */
 int dnsbl_codes_add(struct dnsbl_codes *codes, const char *text);
 
+/* In the name builders below, zone is one complete wire name (root label
+ * included) and out holds 255 bytes. */
+
 /* The query name for an IP DNSBL (RFC 5782 §2.1 and §2.4): the address's
  * octets (IPv4, 4 bytes) or nibbles (IPv6, 16 bytes) reversed, then zone
  * (wire form).  Writes into out (255 bytes); returns the length or 0 if it
@@ -43,14 +46,18 @@ enum dnsbl_result {
 };
 
 /* What the A records of a DNSBL answer (addrs: count IPv4 addresses in
- * host byte order) mean under codes.  Any listed code wins over errors. */
+ * host byte order) mean under codes.  Any listed code wins over errors;
+ * 127.0.0.1 and 127.255.255.0/24 are errors even inside explicit ranges.
+ * *error_code (error_code may be NULL) is the first error address with
+ * DNSBL_ERROR, else 0. */
 enum dnsbl_result dnsbl_interpret(const uint32_t *addrs, size_t count, const struct dnsbl_codes *codes,
                                   uint32_t *error_code);
 
-/* The registrable domain of name (presentation form, e.g. "a.b.example.co.uk"
- * -> "example.co.uk") by the Public Suffix List (libpsl with Debian's
- * publicsuffix data), written in wire form to out (255 bytes).  Returns the
- * length, or 0 when the name is itself a public suffix or invalid. */
+/* The registrable domain of qname (canonical wire form; a.b.example.co.uk
+ * -> example.co.uk) by the Public Suffix List (libpsl with Debian's
+ * publicsuffix data, loaded on the first call; thread-safe), written in wire
+ * form to out (255 bytes).  Returns the length, or 0 when the name is itself
+ * a public suffix, has escaped bytes, or is invalid. */
 size_t dnsbl_registrable_domain(const uint8_t *qname, size_t qname_len, uint8_t *out);
 
 /* RFC 5782 §5 test points for a zone: the names that must be listed and

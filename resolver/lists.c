@@ -381,11 +381,12 @@ struct reader {
 	int source;
 	bool allow;
 	bool nomem;
+	bool nul; /* the current line holds a NUL byte: it is bad */
 };
 
 /* The next line without its end of line (LF or CRLF) in *line, its length in
- * *len.  Returns 1, 0 at the end, or -1 on a read error.  A line holding a
- * NUL byte is counted as bad and passed over. */
+ * *len.  Returns 1, 0 at the end, or -1 on a read error.  r->nul tells
+ * whether the line holds a NUL byte (no format allows one). */
 static int next_line(struct reader *r, char **line, size_t *len);
 
 static void count_bad(struct reader *r, unsigned long lineno)
@@ -409,10 +410,7 @@ static int next_line(struct reader *r, char **line, size_t *len)
 		if (l > 0 && r->buf[l - 1] == '\r')
 			l--;
 		r->buf[l] = '\0';
-		if (memchr(r->buf, '\0', l) != NULL) {
-			count_bad(r, r->lineno);
-			continue;
-		}
+		r->nul = memchr(r->buf, '\0', l) != NULL;
 		*line = r->buf;
 		*len = l;
 		return 1;
@@ -593,6 +591,7 @@ struct rpz_state {
 	int depth;
 	bool rec_bad;
 	bool rec_indented;
+	uint8_t data[65535]; /* RDATA being built: here rather than on a thread's stack */
 };
 
 struct rpz_token {
@@ -859,7 +858,7 @@ static int rpz_record(struct reader *r, struct rpz_state *st, struct rpz_token *
 	}
 
 	struct lists_record rec = { .ttl = ttl };
-	uint8_t data[65535];
+	uint8_t *data = st->data;
 	size_t dl = 0;
 	enum lists_verdict verdict = LISTS_LOCAL_DATA;
 
@@ -897,7 +896,7 @@ static int rpz_record(struct reader *r, struct rpz_state *st, struct rpz_token *
 		if (nrd < 1)
 			return 1;
 		for (int k = 0; k < nrd; k++) {
-			if (rd[k].len > 255 || dl + 1 + rd[k].len > sizeof(data))
+			if (rd[k].len > 255 || dl + 1 + rd[k].len > sizeof(st->data))
 				return 1;
 			data[dl++] = (uint8_t)rd[k].len;
 			memcpy(data + dl, rd[k].text, rd[k].len);
@@ -1024,15 +1023,20 @@ static int parse_rpz(struct reader *r)
 		return 0;
 	}
 	while (!r->nomem && (rc = next_line(r, &line, &len)) > 0) {
+		/* A line with a NUL byte makes its record bad, in line order. */
+		if (r->nul)
+			len = strlen(line);
 		if (st->depth == 0) {
 			size_t k = 0;
 			while (k < len && is_space(line[k]))
 				k++;
-			if (k == len || line[k] == ';' || (k == 0 && line[0] == '#'))
+			if (!r->nul && (k == len || line[k] == ';' || (k == 0 && line[0] == '#')))
 				continue;
 			st->rec_line = r->lineno;
 			st->rec_indented = k > 0;
 		}
+		if (r->nul)
+			st->rec_bad = true;
 		if (rpz_append(st, line, len) != 0) {
 			r->nomem = true;
 			break;
@@ -1084,7 +1088,9 @@ int lists_load_stream(struct lists_set *set, FILE *in, enum lists_format fmt, in
 		rc = parse_rpz(&r);
 	} else {
 		while (!r.nomem && (rc = next_line(&r, &line, &len)) > 0) {
-			if (fmt == LISTS_HOSTS)
+			if (r.nul)
+				count_bad(&r, r.lineno);
+			else if (fmt == LISTS_HOSTS)
 				parse_hosts_line(&r, line);
 			else if (fmt == LISTS_DOMAINS)
 				parse_domains_line(&r, line);
@@ -1183,7 +1189,12 @@ enum lists_verdict lists_match(const struct lists_set *set, const uint8_t *qname
 	if (p != qname_len - 1 || nl == 0)
 		return LISTS_NONE;
 
-	/* Hash every suffix, from the shortest: the hash runs from the end. */
+	/* Hash every suffix, from the shortest: the hash runs from the end.
+	 * Suffixes with a label count no rule has are not looked up.  The slots
+	 * of the others are prefetched together so that their cache misses
+	 * overlap instead of following one another. */
+	uint32_t hs[LISTS_MAX_LABELS];
+	bool want[LISTS_MAX_LABELS];
 	uint64_t h = hash_step(HASH_SEED, 0);
 	size_t done = qname_len - 1; /* bytes from here on are in h */
 	for (unsigned k = nl; k-- > 0;) {
@@ -1191,10 +1202,13 @@ enum lists_verdict lists_match(const struct lists_set *set, const uint8_t *qname
 		for (size_t i = done; i-- > off[k];)
 			h = hash_step(h, qname[i]);
 		done = off[k];
-		ent[k] = NULL;
-		if (set->depths[(depth - 1) / 64] & (1ULL << ((depth - 1) % 64)))
-			ent[k] = find(set, qname + off[k], qname_len - off[k], hash_final(h));
+		want[k] = (set->depths[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1;
+		hs[k] = hash_final(h);
+		if (want[k])
+			__builtin_prefetch(&set->slots[hs[k] & (set->slot_cap - 1)]);
 	}
+	for (unsigned k = 0; k < nl; k++)
+		ent[k] = want[k] ? find(set, qname + off[k], qname_len - off[k], hs[k]) : NULL;
 
 	/* Allow rules anywhere above or at the name win. */
 	if (set->allow_any & source_mask) {

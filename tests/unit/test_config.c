@@ -1618,6 +1618,20 @@ static void test_config_mail_server_profile_loads(void)
 	CU_ASSERT_STRING_EQUAL(cfg->dnsbl_zones[2].name, "multi.surbl.org");
 	for (unsigned i = 0; i < cfg->dnsbl_zone_count; i++)
 		CU_ASSERT_EQUAL(cfg->dnsbl_zones[i].negative_min_ttl, 300);
+	/* Both filter zones are among dnsbl-zones already: none is added. */
+	CU_ASSERT_EQUAL_FATAL(cfg->filter_source_count, 2);
+	const struct config_source *dbl = &cfg->filter_sources[0], *zen = &cfg->filter_sources[1];
+	CU_ASSERT_EQUAL(dbl->type, CONFIG_SOURCE_RHSBL);
+	CU_ASSERT_STRING_EQUAL(dbl->zone, "dbl.spamhaus.org");
+	CU_ASSERT_EQUAL_FATAL(dbl->code_count, 1);
+	CU_ASSERT_STRING_EQUAL(dbl->codes[0], "127.0.1.2-127.0.1.99");
+	CU_ASSERT_EQUAL(dbl->action, CONFIG_ACTION_NXDOMAIN);
+	CU_ASSERT_EQUAL(zen->type, CONFIG_SOURCE_DNSBL);
+	CU_ASSERT_STRING_EQUAL(zen->zone, "zen.spamhaus.org");
+	CU_ASSERT_EQUAL_FATAL(zen->code_count, 1);
+	CU_ASSERT_STRING_EQUAL(zen->codes[0], "127.0.0.2-127.0.0.11");
+	CU_ASSERT_EQUAL(zen->action, CONFIG_ACTION_NXDOMAIN);
+	CU_ASSERT_EQUAL(cfg->filter_scope_count, 0);
 	config_free(cfg);
 }
 
@@ -1641,6 +1655,8 @@ static void test_config_network_filter_profile_loads(void)
 	CU_ASSERT_EQUAL(cfg->ratelimit_qps, 200);
 	CU_ASSERT_EQUAL(cfg->ratelimit_slip, 2);
 	CU_ASSERT(cfg->partitions[0].quota > cfg->partitions[1].quota);
+	/* Its list source is an example: the file it names does not exist here. */
+	CU_ASSERT_EQUAL(cfg->filter_source_count, 0);
 	config_free(cfg);
 }
 

@@ -532,6 +532,35 @@ static void test_lists_rpz_malformed_records_are_bad(void)
 	lists_free(s);
 }
 
+static void test_lists_lines_with_nul_bytes_are_bad_in_order(void)
+{
+	struct lists_set *s = lists_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	static const char dom[] = "a.example\n# c\0x\nb b\nc.example\n";
+	FILE *f = fmemopen((void *)dom, sizeof(dom) - 1, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	struct lists_report r;
+	CU_ASSERT_EQUAL(lists_load_stream(s, f, LISTS_DOMAINS, 0, false, &r), 0);
+	fclose(f);
+	CU_ASSERT_EQUAL(r.rules, 2);
+	CU_ASSERT_EQUAL(r.bad, 2);
+	CU_ASSERT_EQUAL(r.first_bad_lines[0], 2);
+	CU_ASSERT_EQUAL(r.first_bad_lines[1], 3);
+	/* In RPZ the record that the line belongs to is bad, counted where it starts. */
+	static const char rpz[] = "x.example A (\n\0\n 192.0.2.1 )\ny.example CNAME .\n\0\n";
+	f = fmemopen((void *)rpz, sizeof(rpz) - 1, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(lists_load_stream(s, f, LISTS_RPZ, 1, false, &r), 0);
+	fclose(f);
+	CU_ASSERT_EQUAL(r.rules, 1);
+	CU_ASSERT_EQUAL(r.bad, 2);
+	CU_ASSERT_EQUAL(r.first_bad_lines[0], 1);
+	CU_ASSERT_EQUAL(r.first_bad_lines[1], 5);
+	CU_ASSERT_EQUAL(match(s, "x.example"), LISTS_NONE);
+	CU_ASSERT_EQUAL(match(s, "y.example"), LISTS_NXDOMAIN);
+	lists_free(s);
+}
+
 static void test_lists_rpz_in_allow_list_allows(void)
 {
 	struct lists_set *s = lists_new();
@@ -650,6 +679,7 @@ int main(void)
 		T(test_lists_rpz_local_data_returns_records),
 		T(test_lists_rpz_origin_from_soa_and_relative_names),
 		T(test_lists_rpz_malformed_records_are_bad),
+		T(test_lists_lines_with_nul_bytes_are_bad_in_order),
 		T(test_lists_rpz_in_allow_list_allows),
 		T(test_lists_empty_set_matches_nothing),
 		T(test_lists_match_rejects_malformed_wire_names),
