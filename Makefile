@@ -59,6 +59,8 @@ TEST_LINK_test_config := resolver/config.c resolver/log.c resolver/acl.c
 TEST_LINK_test_control := resolver/control.c resolver/stats.c cache/cache.c resolver/wire.c resolver/log.c
 TEST_LINK_test_acl := resolver/acl.c
 TEST_LINK_test_lists := resolver/lists.c resolver/wire.c
+TEST_LINK_test_policy := resolver/policy.c resolver/lists.c resolver/dnsbl.c resolver/acl.c resolver/wire.c \
+                         resolver/log.c
 TEST_LINK_test_dnsbl := resolver/dnsbl.c resolver/wire.c
 TEST_LINK_test_cachepolicy := resolver/cachepolicy.c resolver/wire.c
 TEST_LINK_test_ratelimit := resolver/ratelimit.c

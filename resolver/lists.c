@@ -26,9 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 #define LISTS_MAX_LABELS 128
 #define LISTS_MAX_TOKENS 128
+#define LISTS_HUGE (2u << 20) /* tables from this size get their own 2 MB-aligned mapping */
 
 struct lists_masks {
 	uint64_t block_exact, block_below, allow_exact, allow_below;
@@ -140,14 +142,59 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t first)
 	void *q = realloc(*p, n * elem);
 	if (q == NULL)
 		return -1;
+#ifdef MADV_HUGEPAGE
+	/* The entries and the name arena are read at random by lookups too;
+	 * large blocks are their own mappings in glibc, and the advice covers
+	 * the pages not yet touched (see table_alloc). */
+	if (n * elem >= 2 * LISTS_HUGE) {
+		uintptr_t a = ((uintptr_t)q + LISTS_HUGE - 1) & ~(uintptr_t)(LISTS_HUGE - 1);
+		uintptr_t e = ((uintptr_t)q + n * elem) & ~(uintptr_t)(LISTS_HUGE - 1);
+		if (e > a)
+			madvise((void *)a, e - a, MADV_HUGEPAGE);
+	}
+#endif
 	*p = q;
 	*cap = n;
 	return 0;
 }
 
+/* A zeroed table.  Large ones are mapped on their own, aligned to 2 MB and
+ * marked for transparent huge pages: a lookup touches a few random slots of
+ * a table of tens of megabytes, and with 4 kB pages each of those is a TLB
+ * miss as well as a cache miss (a costly one under virtualization). */
+static void *table_alloc(size_t bytes)
+{
+	if (bytes < LISTS_HUGE)
+		return calloc(1, bytes);
+	size_t len = bytes + LISTS_HUGE;
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uint8_t *a = (uint8_t *)(((uintptr_t)p + LISTS_HUGE - 1) & ~(uintptr_t)(LISTS_HUGE - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	size_t tail = (size_t)(p + len - (a + bytes));
+	if (tail > 0)
+		munmap(a + bytes, tail);
+#ifdef MADV_HUGEPAGE
+	madvise(a, bytes, MADV_HUGEPAGE); /* advice only: failure changes nothing */
+#endif
+	return a;
+}
+
+static void table_free(void *p, size_t bytes)
+{
+	if (p == NULL)
+		return;
+	if (bytes < LISTS_HUGE)
+		free(p);
+	else
+		munmap(p, bytes);
+}
+
 static int slots_resize(struct lists_set *s, size_t cap)
 {
-	struct lists_slot *ns = calloc(cap, sizeof(*ns));
+	struct lists_slot *ns = table_alloc(cap * sizeof(*ns));
 	if (ns == NULL)
 		return -1;
 	for (size_t i = 0; i < s->slot_cap; i++) {
@@ -158,7 +205,7 @@ static int slots_resize(struct lists_set *s, size_t cap)
 			j = (j + 1) & (cap - 1);
 		ns[j] = s->slots[i];
 	}
-	free(s->slots);
+	table_free(s->slots, s->slot_cap * sizeof(*s->slots));
 	s->slots = ns;
 	s->slot_cap = cap;
 	return 0;
@@ -1264,7 +1311,7 @@ void lists_free(struct lists_set *set)
 		free(set->actions[i].recs);
 	}
 	free(set->actions);
-	free(set->slots);
+	table_free(set->slots, set->slot_cap * sizeof(*set->slots));
 	free(set->entries);
 	free(set->arena);
 	free(set->masks);
