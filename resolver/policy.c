@@ -145,30 +145,36 @@ bool policy_check_lists(struct policy *p, const struct wire_query *q, uint64_t m
 	mask &= p->list_mask;
 	if (mask == 0 || policy_exempt(p, q->qname, q->qname_len))
 		return false;
+	/* The match is read by policy_build_reply in the same thread, right
+	 * after this returns. */
 	static _Thread_local struct lists_match m;
-	enum lists_verdict lv = lists_match(p->lists, q->qname, q->qname_len, mask, &m);
-	if (lv == LISTS_NONE || lv == LISTS_ALLOW || m.source < 0)
-		return false;
-	const struct policy_source *ps = &p->sources[m.source];
-	v->source = m.source;
-	v->ede = WIRE_EDE_BLOCKED;
-	v->local = NULL;
-	v->block = true;
-	switch (lv) {
-	case LISTS_NXDOMAIN: v->action = CONFIG_ACTION_NXDOMAIN; break;
-	case LISTS_NODATA: v->action = CONFIG_ACTION_NODATA; break;
-	case LISTS_LOCAL_DATA: v->action = CONFIG_ACTION_SINKHOLE; v->local = &m; break;
-	default: v->action = ps->action; break;
+	for (;;) {
+		enum lists_verdict lv = lists_match(p->lists, q->qname, q->qname_len, mask, &m);
+		if (lv == LISTS_NONE || lv == LISTS_ALLOW || m.source < 0)
+			return false;
+		const struct policy_source *ps = &p->sources[m.source];
+		policy_count_block(p, m.source);
+		if (ps->action == CONFIG_ACTION_LOG_ONLY) {
+			/* Logged, and the other sources still have their say: a
+			 * log-only rule must not hide another source's block. */
+			char name[WIRE_MAX_NAME * 4 + 2];
+			if (wire_name_to_text(q->qname, q->qname_len, name, sizeof name) > 0)
+				log_info("source '%s' lists %s (log-only)", ps->name, name);
+			mask &= ~(1ull << m.source);
+			continue;
+		}
+		v->source = m.source;
+		v->ede = WIRE_EDE_BLOCKED;
+		v->local = NULL;
+		v->block = true;
+		switch (lv) {
+		case LISTS_NXDOMAIN: v->action = CONFIG_ACTION_NXDOMAIN; break;
+		case LISTS_NODATA: v->action = CONFIG_ACTION_NODATA; break;
+		case LISTS_LOCAL_DATA: v->action = CONFIG_ACTION_SINKHOLE; v->local = &m; break;
+		default: v->action = ps->action; break;
+		}
+		return true;
 	}
-	policy_count_block(p, m.source);
-	if (ps->action == CONFIG_ACTION_LOG_ONLY && lv == LISTS_BLOCK) {
-		char name[WIRE_MAX_NAME * 4 + 2];
-		if (wire_name_to_text(q->qname, q->qname_len, name, sizeof name) > 0)
-			log_info("source '%s' lists %s (log-only)", ps->name, name);
-		v->block = false;
-		return false;
-	}
-	return true;
 }
 
 void policy_dnsbl_verdict(const struct policy *p, int source, struct policy_verdict *v)
