@@ -31,7 +31,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 B := build
 S := build/asan
 
-.PHONY: all run demo test unit integration bench fuzz install clean deps
+.PHONY: all run demo test unit integration bench bench-filter fuzz install clean deps
 all: $(B)/mxresolved $(B)/mxresolvectl
 
 deps:
@@ -92,6 +92,11 @@ test: deps
 bench: deps $(B)/mxresolved
 	tests/bench/run $(B)/mxresolved
 
+$(B)/bench_filter: $(B)/tests/bench/bench_filter.o $(B)/resolver/lists.o $(B)/resolver/wire.o
+	$(CC) $(OPT_CFLAGS) -o $@ $^
+bench-filter: $(B)/bench_filter
+	$(B)/bench_filter
+
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iresolver -Icache -g -O1 -fsanitize=fuzzer,address,undefined
 # Each harness links only the module it drives.
@@ -99,6 +104,10 @@ FUZZ_LINK_wire_query := resolver/wire.c
 FUZZ_LINK_wire_forms := resolver/wire.c
 FUZZ_LINK_config := resolver/config.c resolver/log.c resolver/acl.c
 FUZZ_LINK_acl := resolver/acl.c
+FUZZ_LINK_lists_hosts := resolver/lists.c resolver/wire.c
+FUZZ_LINK_lists_domains := resolver/lists.c resolver/wire.c
+FUZZ_LINK_lists_adblock := resolver/lists.c resolver/wire.c
+FUZZ_LINK_lists_rpz := resolver/lists.c resolver/wire.c
 $(B)/fuzz/%: tests/fuzz/fuzz_%.c $$(FUZZ_LINK_$$*)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)

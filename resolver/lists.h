@@ -76,7 +76,9 @@ struct lists_set *lists_new(void);
 int lists_load_file(struct lists_set *set, const char *path, enum lists_format fmt, int source, bool allow,
                     struct lists_report *report, char *err, size_t errlen);
 
-/* The same from an open stream (tests, fuzzing). */
+/* The same from an open stream (tests, fuzzing).  Each load resets *report
+ * (which may be NULL).  Returns -1 on memory exhaustion or a source outside
+ * 0..LISTS_MAX_SOURCES-1. */
 int lists_load_stream(struct lists_set *set, FILE *in, enum lists_format fmt, int source, bool allow,
                       struct lists_report *report);
 
@@ -84,7 +86,8 @@ int lists_load_stream(struct lists_set *set, FILE *in, enum lists_format fmt, in
  * or with its subtree.  Returns 0, or -1 if the name is invalid. */
 int lists_add_name(struct lists_set *set, const char *name, bool subtree, int source, bool allow);
 
-/* Find the verdict for qname (canonical lower-case wire form) among the
+/* Find the verdict for qname (canonical lower-case wire form, as
+ * wire_parse_query makes it: the name is not lower-cased here) among the
  * rules of the sources whose bit is set in source_mask: allow rules first,
  * then the most specific blocking rule.  Never allocates.  Returns the
  * verdict (also in *match). */
