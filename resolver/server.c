@@ -172,6 +172,7 @@ struct resolver {
 	struct event *deadline_timer;
 	struct event *stop_ev;
 	int stop_fd;
+	atomic_bool stopping;       /* set before stop_fd is written: queued work is failed, not started */
 	struct inflight *table[SERVER_INFLIGHT_BUCKETS];
 	_Atomic unsigned inflight_count;
 	unsigned prefetch_count;
@@ -1588,6 +1589,14 @@ static void resolver_on_result(void *arg, int rcode, const uint8_t *pkt, size_t 
 static void resolver_take(struct resolver *rs, struct server_job *job)
 {
 	const struct config *cfg = rs->server->cfg;
+	if (rs->recurse == NULL) {
+		/* Past shutdown's deletion of the context: nothing resolves now. */
+		if (job->transport == SERVER_NONE)
+			job_free(job);
+		else
+			resolver_fail_job(rs, job, WIRE_EDE_NONE);
+		return;
+	}
 	if (job->filter_mask != 0 && job->transport != SERVER_INTERNAL) {
 		filter_start(rs, job);
 		return;
@@ -1685,7 +1694,15 @@ static void resolver_on_requests(evutil_socket_t fd, short what, void *arg)
 	struct server_job *job = job_queue_take_all(&rs->requests);
 	while (job != NULL) {
 		struct server_job *next = job->next;
-		resolver_take(rs, job);
+		/* Shutting down: a long backlog must not hold the exit up. */
+		if (atomic_load(&rs->stopping)) {
+			if (job->transport == SERVER_NONE)
+				job_free(job);
+			else
+				resolver_fail_job(rs, job, WIRE_EDE_NONE);
+		} else {
+			resolver_take(rs, job);
+		}
 		job = next;
 	}
 }
@@ -2137,6 +2154,7 @@ void server_stop(struct server *s)
 	s->stopped = true;
 	struct resolver *rs = &s->resolver;
 	uint64_t one = 1;
+	atomic_store(&rs->stopping, true);
 	ssize_t n = write(rs->stop_fd, &one, sizeof one);
 	(void)n;
 	pthread_join(rs->thread, NULL);
