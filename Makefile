@@ -31,7 +31,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 B := build
 S := build/asan
 
-.PHONY: all run demo test unit integration bench bench-cache bench-filter soak fuzz install clean deps
+.PHONY: all run demo test unit integration bench bench-deps bench-cache bench-filter soak fuzz install clean deps
 all: $(B)/mxresolved $(B)/mxresolvectl
 
 deps:
@@ -89,7 +89,10 @@ test: deps
 	$(MAKE) --no-print-directory all $(S)/mxresolved $(UNIT_TESTS:%=$(S)/tests/%)
 	@tests/run-all $(S)
 
-bench: deps $(B)/mxresolved
+bench-deps:
+	@deploy/install-deps --bench
+
+bench: bench-deps $(B)/mxresolved
 	tests/bench/run $(B)/mxresolved
 
 # The cache API alone, optimized, no sanitizers: puts/s, gets/s, bytes per answer.
@@ -101,7 +104,7 @@ bench-cache: $(B)/bench_cache
 	$(B)/bench_cache -n $(BENCH_CACHE_N)
 
 # The plain daemon under dnsperf for SOAK_SECONDS (default 600); fails if its RSS keeps growing.
-soak: deps $(B)/mxresolved
+soak: bench-deps $(B)/mxresolved
 	tests/bench/soak $(B)/mxresolved
 
 $(B)/bench_filter: $(B)/tests/bench/bench_filter.o $(B)/resolver/lists.o $(B)/resolver/wire.o

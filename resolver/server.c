@@ -583,6 +583,30 @@ static enum worker_gate worker_gate(struct worker *w, const struct sockaddr *cli
 
 /* ---- UDP ------------------------------------------------------------ */
 
+/* Make receive slot i ready for recvmmsg.  The rest of its header points
+ * at the worker's own buffers and is set once, at setup. */
+static void worker_reset_slot(struct worker *w, int i)
+{
+	w->in_msgs[i].msg_hdr.msg_namelen = sizeof w->in_addr[i];
+	w->in_msgs[i].msg_hdr.msg_controllen = sizeof w->in_ctl[i];
+	w->in_msgs[i].msg_hdr.msg_flags = 0;
+}
+
+static void worker_init_slots(struct worker *w)
+{
+	for (int i = 0; i < SERVER_BATCH; i++) {
+		w->in_iov[i].iov_base = w->in_buf[i];
+		w->in_iov[i].iov_len = SERVER_UDP_IN;
+		w->in_msgs[i].msg_hdr = (struct msghdr){
+			.msg_name = &w->in_addr[i],
+			.msg_iov = &w->in_iov[i],
+			.msg_iovlen = 1,
+			.msg_control = w->in_ctl[i],
+		};
+		worker_reset_slot(w, i);
+	}
+}
+
 /* Turn the control data received with a datagram into what makes the reply
  * leave from the address the query came to: the pktinfo (if any, on a
  * wildcard socket) with the source set to that address.  Edits the buffer
@@ -613,18 +637,6 @@ static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	for (int round = 0; round < SERVER_BATCHES_PER_WAKEUP; round++) {
-		for (int i = 0; i < SERVER_BATCH; i++) {
-			w->in_iov[i].iov_base = w->in_buf[i];
-			w->in_iov[i].iov_len = SERVER_UDP_IN;
-			w->in_msgs[i].msg_hdr = (struct msghdr){
-				.msg_name = &w->in_addr[i],
-				.msg_namelen = sizeof w->in_addr[i],
-				.msg_iov = &w->in_iov[i],
-				.msg_iovlen = 1,
-				.msg_control = w->in_ctl[i],
-				.msg_controllen = sizeof w->in_ctl[i],
-			};
-		}
 		int got = recvmmsg(fd, w->in_msgs, SERVER_BATCH, MSG_DONTWAIT, NULL);
 		if (got <= 0)
 			return;
@@ -665,6 +677,10 @@ static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 		}
 		if (have_reader)
 			cache_reader_end(w->reader);
+		/* The kernel wrote these fields of the slots it filled; only those
+		 * need resetting for the next batch. */
+		for (int i = 0; i < got; i++)
+			worker_reset_slot(w, i);
 		for (int sent = 0; sent < out_count;) {
 			int r = sendmmsg(fd, w->out_msgs + sent, (unsigned)(out_count - sent), MSG_DONTWAIT);
 			if (r <= 0) {
@@ -2017,6 +2033,7 @@ static int worker_setup(struct server *s, unsigned index, char *err, size_t errl
 	w->index = index;
 	w->server = s;
 	w->done.wake_fd = -1;
+	worker_init_slots(w);
 	w->base = event_base_new();
 	w->reader = cache_reader_new(s->cache);
 	if (w->base == NULL || w->reader == NULL || job_queue_init(&w->done) < 0) {
