@@ -4,17 +4,19 @@
  * To keep a million rules within a few tens of megabytes, nothing per rule is
  * a separate allocation:
  *   - names live in one growing arena, each as a length byte and the wire name;
- *   - an entry is three 32-bit words: the name's arena offset, an index into a
- *     table of interned mask tuples, and the head of its RPZ action chain;
+ *   - an entry is four 32-bit words kept in its hash table slot: the name's
+ *     hash, its arena offset (0 marks an empty slot), an index into a table
+ *     of interned mask tuples, and the head of its RPZ action chain;
  *   - the four 64-bit source masks of an entry (block exact, block below,
  *     allow exact, allow below) are interned: almost every entry of a list
  *     shares the tuple "this one source blocks the name and its subtree";
- *   - the slot array holds a 32-bit hash and the entry index, so a probe that
- *     misses never touches the entry or the name.
+ *   - a probe reads one 16-byte slot (one cache line) and touches the arena
+ *     only to confirm a slot whose hash matches; the slot table, the arena
+ *     and the Bloom filter are asked for transparent huge pages.
  * "Subtree" in the masks means the names strictly below the entry: "name" in
  * a domains list sets exact and subtree, "*.name" sets subtree only.
  *
- * The hash of a wire name is computed over its bytes from the last to the
+ * The hash of a wire name is computed over its labels from the last to the
  * first, so lists_match gets the hash of every suffix of the query name in one
  * pass over it.  RPZ local data (rare) is the only thing allocated per rule.
  */
@@ -26,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 #define LISTS_MAX_LABELS 128
 #define LISTS_MAX_TOKENS 128
@@ -34,15 +37,14 @@ struct lists_masks {
 	uint64_t block_exact, block_below, allow_exact, allow_below;
 };
 
+/* An entry lives in its hash table slot: 16 bytes, so that a probe reads one
+ * cache line and finds the masks with the hash, the arena being read only to
+ * confirm the name of a slot whose hash matches. */
 struct lists_entry {
-	uint32_t name_off; /* arena offset of the length byte */
+	uint32_t hash;
+	uint32_t name_off; /* arena offset of the length byte; 0 for an empty slot */
 	uint32_t masks;    /* index into masks[] (0: all clear) */
 	uint32_t action;   /* first RPZ action + 1, 0 for none */
-};
-
-struct lists_slot {
-	uint32_t hash;
-	uint32_t entry; /* entry index + 1, 0 for an empty slot */
 };
 
 struct lists_action {
@@ -55,11 +57,10 @@ struct lists_action {
 };
 
 struct lists_set {
-	struct lists_slot *slots;
+	struct lists_entry *slots;
 	size_t slot_cap; /* power of two */
 	uint64_t *bloom; /* slot_cap / 16 words: 4 bits per slot, 2 set per name */
-	struct lists_entry *entries;
-	size_t nentries, entry_cap;
+	size_t nentries;
 	uint8_t *arena;
 	size_t arena_len, arena_cap;
 	struct lists_masks *masks;
@@ -77,13 +78,39 @@ struct lists_set {
 /* ------------------------------------------------------------------ */
 /* Hashing */
 
-/* The running hash absorbs bytes from the end of the name towards its start. */
+/* The running hash absorbs whole labels (length byte included), eight bytes
+ * at a time, from the last label of the name towards the first, so the hash
+ * of a name extends the hash of its parent. */
 #define HASH_SEED 0xcbf29ce484222325ULL
-#define HASH_MUL 0x100000001b3ULL
+#define HASH_MUL 0x9E3779B97F4A7C15ULL
 
-static inline uint64_t hash_step(uint64_t h, uint8_t c)
+/* The n (1..8 or more) bytes at p as a little-endian word, zero-padded; the
+ * buffer runs to end. */
+static inline uint64_t load_le(const uint8_t *p, size_t n, const uint8_t *end)
 {
-	return (h ^ c) * HASH_MUL;
+	uint64_t w = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (end - p >= 8) {
+		memcpy(&w, p, 8);
+		return n >= 8 ? w : w & ((1ULL << (8 * n)) - 1);
+	}
+#else
+	(void)end;
+#endif
+	for (size_t i = 0; i < n && i < 8; i++)
+		w |= (uint64_t)p[i] << (8 * i);
+	return w;
+}
+
+/* h with the label at p (its length byte first) absorbed. */
+static inline uint64_t hash_label(uint64_t h, const uint8_t *p, const uint8_t *end)
+{
+	size_t n = (size_t)p[0] + 1;
+	for (size_t i = 0; i < n; i += 8) {
+		h = (h ^ load_le(p + i, n - i, end)) * HASH_MUL;
+		h ^= h >> 29;
+	}
+	return h;
 }
 
 static inline uint32_t hash_final(uint64_t h)
@@ -94,11 +121,16 @@ static inline uint32_t hash_final(uint64_t h)
 	return (uint32_t)(h >> 32);
 }
 
+/* The hash of a well-formed wire name of len bytes. */
 static uint32_t name_hash(const uint8_t *name, size_t len)
 {
+	uint16_t off[LISTS_MAX_LABELS];
+	unsigned nl = 0;
+	for (size_t p = 0; name[p] != 0 && nl < LISTS_MAX_LABELS; p += (size_t)name[p] + 1)
+		off[nl++] = (uint16_t)p;
 	uint64_t h = HASH_SEED;
-	for (size_t i = len; i-- > 0;)
-		h = hash_step(h, name[i]);
+	while (nl-- > 0)
+		h = hash_label(h, name + off[nl], name + len);
 	return hash_final(h);
 }
 
@@ -126,16 +158,16 @@ static inline uint64_t bloom_bits(uint32_t h)
 	return (1ULL << (x >> 26)) | (1ULL << ((x >> 20) & 63));
 }
 
-static inline const struct lists_entry *find(const struct lists_set *s, const uint8_t *name, size_t len,
-                                             uint32_t h)
+/* The entry for name (hash h), probing from slot i on. */
+static inline const struct lists_entry *find_from(const struct lists_set *s, const uint8_t *name, size_t len,
+                                                  uint32_t h, size_t i)
 {
 	size_t mask = s->slot_cap - 1;
-	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		const struct lists_slot *sl = &s->slots[i];
-		if (sl->entry == 0)
+	for (;; i = (i + 1) & mask) {
+		const struct lists_entry *e = &s->slots[i];
+		if (e->name_off == 0)
 			return NULL;
-		if (sl->hash == h) {
-			const struct lists_entry *e = &s->entries[sl->entry - 1];
+		if (e->hash == h) {
 			const uint8_t *n = s->arena + e->name_off;
 			if (n[0] == len && memcmp(n + 1, name, len) == 0)
 				return e;
@@ -143,8 +175,69 @@ static inline const struct lists_entry *find(const struct lists_set *s, const ui
 	}
 }
 
+static inline const struct lists_entry *find(const struct lists_set *s, const uint8_t *name, size_t len,
+                                             uint32_t h)
+{
+	return find_from(s, name, len, h, h & (s->slot_cap - 1));
+}
+
 /* ------------------------------------------------------------------ */
 /* Building */
+
+/* Ask for transparent huge pages on the 2 MB pages wholly inside [p, p+n):
+ * lookups touch the slot table and the arena at random, and with 4 kB pages
+ * nearly every such access would miss the TLB as well as the cache.  A hint
+ * only: without it (or where it is refused) nothing changes but speed. */
+static void advise_huge(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+	const uintptr_t huge = (uintptr_t)2 << 20;
+	uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+	uintptr_t b = ((uintptr_t)p + n) & ~(huge - 1);
+	if (n >= huge && b > a)
+		(void)madvise((void *)a, b - a, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)n;
+#endif
+}
+
+/* n bytes, cleared if zero, on 2 MB boundaries with the huge page hint when
+ * that large; freed with free(). */
+static void *big_alloc(size_t n, bool zero)
+{
+	const size_t huge = (size_t)2 << 20;
+	if (n < huge / 2)
+		return zero ? calloc(1, n) : malloc(n);
+	/* From 1 MB (the Bloom filter of a million names), a whole huge page. */
+	size_t r = (n + huge - 1) & ~(huge - 1);
+	void *p = NULL;
+	if (posix_memalign(&p, huge, r) != 0)
+		return NULL;
+	advise_huge(p, r);
+	if (zero)
+		memset(p, 0, n);
+	return p;
+}
+
+/* Room for need bytes in the arena (its first arena_len bytes kept). */
+static int arena_grow(struct lists_set *s, size_t need)
+{
+	if (need <= s->arena_cap)
+		return 0;
+	size_t n = s->arena_cap ? s->arena_cap : 65536;
+	while (n < need)
+		n *= 2;
+	uint8_t *q = big_alloc(n, false);
+	if (q == NULL)
+		return -1;
+	if (s->arena_len)
+		memcpy(q, s->arena, s->arena_len);
+	free(s->arena);
+	s->arena = q;
+	s->arena_cap = n;
+	return 0;
+}
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t first)
 {
@@ -163,8 +256,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t first)
 
 static int slots_resize(struct lists_set *s, size_t cap)
 {
-	struct lists_slot *ns = calloc(cap, sizeof(*ns));
-	uint64_t *nb = calloc(cap / 16, sizeof(*nb));
+	struct lists_entry *ns = big_alloc(cap * sizeof(*ns), true);
+	uint64_t *nb = big_alloc(cap / 16 * sizeof(*nb), true);
 	if (ns == NULL || nb == NULL) {
 		free(ns);
 		free(nb);
@@ -173,10 +266,10 @@ static int slots_resize(struct lists_set *s, size_t cap)
 	free(s->bloom);
 	s->bloom = nb;
 	for (size_t i = 0; i < s->slot_cap; i++) {
-		if (s->slots[i].entry == 0)
+		if (s->slots[i].name_off == 0)
 			continue;
 		size_t j = s->slots[i].hash & (cap - 1);
-		while (ns[j].entry != 0)
+		while (ns[j].name_off != 0)
 			j = (j + 1) & (cap - 1);
 		ns[j] = s->slots[i];
 	}
@@ -184,7 +277,7 @@ static int slots_resize(struct lists_set *s, size_t cap)
 	s->slots = ns;
 	s->slot_cap = cap;
 	for (size_t i = 0; i < cap; i++)
-		if (ns[i].entry != 0)
+		if (ns[i].name_off != 0)
 			nb[bloom_word(s, ns[i].hash)] |= bloom_bits(ns[i].hash);
 	return 0;
 }
@@ -238,22 +331,25 @@ static struct lists_entry *entry_get(struct lists_set *s, const uint8_t *name, s
 
 	if ((s->nentries + 1) * 10 > s->slot_cap * 7 && slots_resize(s, s->slot_cap * 2) != 0)
 		return NULL;
-	if (s->nentries >= UINT32_MAX - 1 || s->arena_len + len + 1 > UINT32_MAX ||
-	    grow((void **)&s->entries, &s->entry_cap, s->nentries + 1, sizeof(*s->entries), 1024) != 0 ||
-	    grow((void **)&s->arena, &s->arena_cap, s->arena_len + len + 1, 1, 65536) != 0)
+	/* Arena offset 0 is never a name's: it marks the empty slot. */
+	size_t base = s->arena_len ? s->arena_len : 1;
+	if (s->nentries >= UINT32_MAX - 1 || base + len + 1 > UINT32_MAX ||
+	    arena_grow(s, base + len + 1) != 0)
 		return NULL;
-	struct lists_entry *e = &s->entries[s->nentries];
+	s->arena[0] = 0;
+	s->arena_len = base;
+	size_t i = h & (s->slot_cap - 1);
+	while (s->slots[i].name_off != 0)
+		i = (i + 1) & (s->slot_cap - 1);
+	struct lists_entry *e = &s->slots[i];
+	e->hash = h;
 	e->name_off = (uint32_t)s->arena_len;
 	e->masks = 0;
 	e->action = 0;
 	s->arena[s->arena_len] = (uint8_t)len;
 	memcpy(s->arena + s->arena_len + 1, name, len);
 	s->arena_len += len + 1;
-	size_t i = h & (s->slot_cap - 1);
-	while (s->slots[i].entry != 0)
-		i = (i + 1) & (s->slot_cap - 1);
-	s->slots[i].hash = h;
-	s->slots[i].entry = (uint32_t)++s->nentries;
+	s->nentries++;
 	s->bloom[bloom_word(s, h)] |= bloom_bits(h);
 	unsigned depth = name_labels(name);
 	if (depth >= 1 && depth <= 128)
@@ -1222,22 +1318,45 @@ enum lists_verdict lists_match(const struct lists_set *set, const uint8_t *qname
 	 * overlap instead of following one another. */
 	uint32_t hs[LISTS_MAX_LABELS];
 	bool want[LISTS_MAX_LABELS];
-	uint64_t h = hash_step(HASH_SEED, 0);
-	size_t done = qname_len - 1; /* bytes from here on are in h */
+	uint64_t h = HASH_SEED;
 	for (unsigned k = nl; k-- > 0;) {
 		unsigned depth = nl - k;
-		for (size_t i = done; i-- > off[k];)
-			h = hash_step(h, qname[i]);
-		done = off[k];
+		h = hash_label(h, qname + off[k], qname + qname_len);
 		hs[k] = hash_final(h);
 		uint64_t bits = bloom_bits(hs[k]);
-		want[k] = ((set->depths[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1) &&
-		          (set->bloom[bloom_word(set, hs[k])] & bits) == bits;
+		want[k] = (set->depths[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1;
 		if (want[k])
 			__builtin_prefetch(&set->slots[hs[k] & (set->slot_cap - 1)]);
+		want[k] = want[k] && (set->bloom[bloom_word(set, hs[k])] & bits) == bits;
 	}
-	for (unsigned k = 0; k < nl; k++)
-		ent[k] = want[k] ? find(set, qname + off[k], qname_len - off[k], hs[k]) : NULL;
+	/* Find the slot whose hash matches for each suffix: the masks are in
+	 * it.  Then read the names of those candidates from the arena, their
+	 * misses overlapping too, to confirm them. */
+	size_t smask = set->slot_cap - 1;
+	for (unsigned k = 0; k < nl; k++) {
+		ent[k] = NULL;
+		if (!want[k])
+			continue;
+		for (size_t i = hs[k] & smask;; i = (i + 1) & smask) {
+			const struct lists_entry *e = &set->slots[i];
+			if (e->name_off == 0)
+				break;
+			if (e->hash == hs[k]) {
+				ent[k] = e;
+				__builtin_prefetch(set->arena + e->name_off);
+				break;
+			}
+		}
+	}
+	for (unsigned k = 0; k < nl; k++) {
+		const struct lists_entry *e = ent[k];
+		if (e == NULL)
+			continue;
+		const uint8_t *n = set->arena + e->name_off;
+		size_t len = qname_len - off[k];
+		if (n[0] != len || memcmp(n + 1, qname + off[k], len) != 0)
+			ent[k] = find_from(set, qname + off[k], len, hs[k], (size_t)(e - set->slots + 1) & smask);
+	}
 
 	/* Allow rules anywhere above or at the name win. */
 	if (set->allow_any & source_mask) {
@@ -1274,7 +1393,7 @@ size_t lists_bytes(const struct lists_set *set)
 {
 	if (set == NULL)
 		return 0;
-	size_t n = sizeof(*set) + set->slot_cap * sizeof(*set->slots) + set->slot_cap / 16 * 8 + set->entry_cap * sizeof(*set->entries) +
+	size_t n = sizeof(*set) + set->slot_cap * sizeof(*set->slots) + set->slot_cap / 16 * 8 +
 	           set->arena_cap + set->masks_cap * sizeof(*set->masks) +
 	           set->mask_slot_cap * sizeof(*set->mask_slots) + set->actions_cap * sizeof(*set->actions) +
 	           set->rdata_bytes;
@@ -1295,7 +1414,6 @@ void lists_free(struct lists_set *set)
 	free(set->actions);
 	free(set->slots);
 	free(set->bloom);
-	free(set->entries);
 	free(set->arena);
 	free(set->masks);
 	free(set->mask_slots);
