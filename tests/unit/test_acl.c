@@ -80,6 +80,27 @@ static void test_acl_default_applies_when_no_rule_matches(void)
 	acl_free(a);
 }
 
+/* The list as a map to values (filter scopes use it). */
+static void test_acl_values_longest_prefix_and_default(void)
+{
+	struct acl *a = acl_new((enum acl_action)0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	char err[256];
+	CU_ASSERT_EQUAL(acl_add_value(a, "10.0.0.0/8", 7, err, sizeof err), 0);
+	CU_ASSERT_EQUAL(acl_add_value(a, "10.1.0.0/16", 42, err, sizeof err), 0);
+	CU_ASSERT_EQUAL(acl_add_value(a, "2001:db8::/32", 9, err, sizeof err), 0);
+	CU_ASSERT_EQUAL(acl_add_value(a, "10.1.0.0/16", 3, err, sizeof err), -1);
+	struct sockaddr_storage c = sa_from_text("10.1.2.3");
+	CU_ASSERT_EQUAL(acl_lookup(a, (struct sockaddr *)&c), 42);
+	c = sa_from_text("10.9.9.9");
+	CU_ASSERT_EQUAL(acl_lookup(a, (struct sockaddr *)&c), 7);
+	c = sa_from_text("2001:db8::1");
+	CU_ASSERT_EQUAL(acl_lookup(a, (struct sockaddr *)&c), 9);
+	c = sa_from_text("192.0.2.1");
+	CU_ASSERT_EQUAL(acl_lookup(a, (struct sockaddr *)&c), 0);
+	acl_free(a);
+}
+
 static void test_acl_longest_prefix_wins(void)
 {
 	struct acl *a = acl_new(ACL_REFUSE);
@@ -431,6 +452,7 @@ int main(void)
 	} tests[] = {
 		T(test_acl_default_applies_when_no_rule_matches),
 		T(test_acl_longest_prefix_wins),
+		T(test_acl_values_longest_prefix_and_default),
 		T(test_acl_zero_prefix_matches_everything_of_its_family),
 		T(test_acl_v6_rules),
 		T(test_acl_ipv4_mapped_ipv6_matches_ipv4_rule),
