@@ -109,8 +109,9 @@ soak: bench-deps $(B)/mxresolved
 
 $(B)/bench_filter: $(B)/tests/bench/bench_filter.o $(B)/resolver/lists.o $(B)/resolver/wire.o
 	$(CC) $(OPT_CFLAGS) -o $@ $^
-bench-filter: $(B)/bench_filter
+bench-filter: bench-deps $(B)/bench_filter $(B)/mxresolved
 	$(B)/bench_filter
+	tests/bench/filter_qps $(B)/mxresolved
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iresolver -Icache -g -O1 -fsanitize=fuzzer,address,undefined
