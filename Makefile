@@ -114,7 +114,7 @@ bench-filter: bench-deps $(B)/bench_filter $(B)/mxresolved
 	tests/bench/filter_qps $(B)/mxresolved
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iresolver -Icache -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iresolver -Icache -Itests/fuzz -g -O1 -fsanitize=fuzzer,address,undefined
 # Each harness links only the module it drives.
 FUZZ_LINK_wire_query := resolver/wire.c
 FUZZ_LINK_wire_forms := resolver/wire.c
