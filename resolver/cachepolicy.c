@@ -15,26 +15,10 @@ int cachepolicy_zones_init(struct cachepolicy_zones *z, const struct config *cfg
 	return 0;
 }
 
-/* Whether name is zone or under it, on label boundaries: a byte match of
- * the tail is checked against the label starts, so "badexample.com" is not
- * under "example.com". */
-static bool cachepolicy_name_under(const uint8_t *name, size_t len, const uint8_t *zone, size_t zlen)
-{
-	if (zlen > len || memcmp(name + len - zlen, zone, zlen) != 0)
-		return false;
-	for (size_t p = 0; p < len; p += (size_t)name[p] + 1) {
-		if (p == len - zlen)
-			return true;
-		if (name[p] == 0)
-			break;
-	}
-	return false;
-}
-
 int cachepolicy_dnsbl_zone(const struct cachepolicy_zones *z, const uint8_t *qname, size_t qname_len)
 {
 	for (unsigned i = 0; i < z->count; i++)
-		if (cachepolicy_name_under(qname, qname_len, z->name[i], z->len[i]))
+		if (wire_name_under(qname, qname_len, z->name[i], z->len[i]))
 			return (int)i;
 	return -1;
 }

@@ -118,19 +118,9 @@ uint64_t policy_client_sources(const struct policy *p, const struct sockaddr *cl
 
 bool policy_exempt(const struct policy *p, const uint8_t *qname, size_t qname_len)
 {
-	for (unsigned i = 0; i < p->source_count; i++) {
-		const struct policy_source *ps = &p->sources[i];
-		if (ps->zone_len == 0 || ps->zone_len > qname_len ||
-		    memcmp(qname + qname_len - ps->zone_len, ps->zone, ps->zone_len) != 0)
-			continue;
-		/* On a label boundary: walk the labels to the tail's start. */
-		for (size_t at = 0; at < qname_len; at += (size_t)qname[at] + 1) {
-			if (at == qname_len - ps->zone_len)
-				return true;
-			if (qname[at] == 0)
-				break;
-		}
-	}
+	for (unsigned i = 0; i < p->source_count; i++)
+		if (wire_name_under(qname, qname_len, p->sources[i].zone, p->sources[i].zone_len))
+			return true;
 	return false;
 }
 

@@ -408,12 +408,24 @@ static size_t server_serve_record(const struct wire_query *q, const struct cache
 	return wire_serve_form(rec->plain, rec->plain_len, q, &s, out, cap);
 }
 
-static uint32_t server_name_hash(const struct wire_query *q)
+/* FNV-1a: every table of this file hashes a few bytes; seed separates uses. */
+static uint32_t server_hash(const uint8_t *p, size_t len, uint32_t seed)
 {
-	uint32_t h = 2166136261u ^ q->qtype;
-	for (size_t i = 0; i < q->qname_len; i++)
-		h = (h ^ q->qname[i]) * 16777619u;
+	uint32_t h = 2166136261u ^ seed;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 16777619u;
 	return h;
+}
+
+/* A client's address as a key: 4 bytes for IPv4, 16 for IPv6. */
+static size_t client_addr_key(const struct sockaddr_storage *ss, uint8_t *key)
+{
+	if (ss->ss_family == AF_INET6) {
+		memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		return 16;
+	}
+	memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	return 4;
 }
 
 /* What a worker does with one question before it looks at the cache. */
@@ -439,7 +451,7 @@ static void worker_prefetch(struct worker *w, const struct wire_query *q, const 
 {
 	if (!cachepolicy_prefetch_due(w->server->cfg, rec, now))
 		return;
-	uint32_t h = server_name_hash(q);
+	uint32_t h = server_hash(q->qname, q->qname_len, q->qtype);
 	size_t slot = h % SERVER_PREFETCH_MEMO;
 	if (w->prefetch_memo_hash[slot] == h && now - w->prefetch_memo_time[slot] < SERVER_PREFETCH_MEMO_SECONDS)
 		return;
@@ -790,19 +802,9 @@ static void tcp_on_event(struct bufferevent *bev, short what, void *arg)
 
 static size_t server_client_slot(const struct sockaddr_storage *ss)
 {
-	const uint8_t *p;
-	size_t n;
-	if (ss->ss_family == AF_INET6) {
-		p = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-		n = 16;
-	} else {
-		p = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
-		n = 4;
-	}
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h % SERVER_TCP_CLIENT_SLOTS;
+	uint8_t key[16];
+	size_t n = client_addr_key(ss, key);
+	return server_hash(key, n, 0) % SERVER_TCP_CLIENT_SLOTS;
 }
 
 static void tcp_on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *addr,
@@ -915,10 +917,7 @@ static void resolver_take(struct resolver *rs, struct server_job *job);
 
 static size_t inflight_hash(const uint8_t *key, size_t len)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return h % SERVER_INFLIGHT_BUCKETS;
+	return server_hash(key, len, 0) % SERVER_INFLIGHT_BUCKETS;
 }
 
 static size_t inflight_key(const struct wire_query *q, uint8_t *key)
@@ -931,23 +930,9 @@ static size_t inflight_key(const struct wire_query *q, uint8_t *key)
 	return q->qname_len + 4u;
 }
 
-/* A client's address as a key: 4 bytes for IPv4, 16 for IPv6. */
-static size_t client_addr_key(const struct sockaddr_storage *ss, uint8_t *key)
-{
-	if (ss->ss_family == AF_INET6) {
-		memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-		return 16;
-	}
-	memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-	return 4;
-}
-
 static struct client_count **client_slot(struct resolver *rs, const uint8_t *key, size_t len)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ key[i]) * 16777619u;
-	struct client_count **pp = &rs->clients[h % SERVER_CLIENT_BUCKETS];
+	struct client_count **pp = &rs->clients[server_hash(key, len, 0) % SERVER_CLIENT_BUCKETS];
 	while (*pp != NULL && ((*pp)->addr_len != len || memcmp((*pp)->addr, key, len) != 0))
 		pp = &(*pp)->next;
 	return pp;

@@ -1016,6 +1016,20 @@ size_t wire_serve_form(const uint8_t *form, size_t form_len, const struct wire_q
 /* ------------------------------------------------------------------ */
 /* Presentation format */
 
+bool wire_name_under(const uint8_t *name, size_t name_len, const uint8_t *zone, size_t zone_len)
+{
+	if (zone_len == 0 || zone_len > name_len || memcmp(name + name_len - zone_len, zone, zone_len) != 0)
+		return false;
+	/* A byte match of the tail counts only if it starts at a label. */
+	for (size_t p = 0; p < name_len; p += (size_t)name[p] + 1) {
+		if (p == name_len - zone_len)
+			return true;
+		if (name[p] == 0)
+			break;
+	}
+	return false;
+}
+
 size_t wire_name_from_text(const char *text, uint8_t *out)
 {
 	size_t n = 0, lab = 0; /* lab: where the current label's length byte is */

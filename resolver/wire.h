@@ -200,6 +200,10 @@ int wire_form_answer_rdata(const uint8_t *form, size_t form_len, uint16_t rrtype
  * Returns 0, or -1 if the form is malformed. */
 int wire_form_message(const uint8_t *form, size_t form_len, const uint8_t **msg, size_t *msg_len);
 
+/* Whether name equals zone or lies under it, on label boundaries (both in
+ * canonical wire form): "badexample.com" is not under "example.com". */
+bool wire_name_under(const uint8_t *name, size_t name_len, const uint8_t *zone, size_t zone_len);
+
 /* Convert a presentation name ("www.Example.com", trailing dot optional) to
  * wire form in out (WIRE_MAX_NAME bytes), lower-cased.  Returns the length or
  * 0 if the name is invalid. */
