@@ -12,19 +12,22 @@ DESTDIR ?=
 FUZZ_SECONDS ?= 60
 
 CC ?= gcc
-PKGS := libunbound lmdb libevent_pthreads libevent yaml-0.1 libpsl
+PKGS := libunbound lmdb libevent_pthreads libevent yaml-0.1 libpsl libmicrohttpd jansson
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Iresolver -Icache -MMD -MP -g
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Iresolver -Icache -Iweb -MMD -MP -g
 OPT_CFLAGS := -O2
 SAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 DAEMON_SRC := resolver/main.c resolver/server.c resolver/recurse.c resolver/config.c \
               resolver/log.c resolver/wire.c resolver/acl.c resolver/ratelimit.c resolver/stats.c \
               resolver/control.c resolver/cachepolicy.c resolver/policy.c resolver/lists.c \
-              resolver/dnsbl.c cache/cache.c
+              resolver/dnsbl.c cache/cache.c web/web.c web/web_render.c
+# The dashboard's files and Debian's Chart.js, compiled in (no CDN, works offline).
+CHARTJS ?= /usr/share/javascript/chart.js/chart.min.js
+WEB_ASSETS := web/assets/index.html web/assets/app.js web/assets/app.css $(CHARTJS)
 LIB_SRC := $(filter-out resolver/main.c,$(DAEMON_SRC))
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
@@ -45,9 +48,18 @@ $(S)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
-$(B)/mxresolved: $(DAEMON_SRC:%.c=$(B)/%.o)
+$(B)/gen/web_assets.c: web/embed-assets $(WEB_ASSETS)
+	@mkdir -p $(dir $@)
+	python3 web/embed-assets $@ $(WEB_ASSETS)
+$(B)/gen/web_assets.o: $(B)/gen/web_assets.c
+	$(CC) $(BASE_CFLAGS) $(OPT_CFLAGS) -c $< -o $@
+$(S)/gen/web_assets.o: $(B)/gen/web_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -c $< -o $@
+
+$(B)/mxresolved: $(DAEMON_SRC:%.c=$(B)/%.o) $(B)/gen/web_assets.o
 	$(CC) $(OPT_CFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
-$(S)/mxresolved: $(DAEMON_SRC:%.c=$(S)/%.o)
+$(S)/mxresolved: $(DAEMON_SRC:%.c=$(S)/%.o) $(S)/gen/web_assets.o
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 $(B)/mxresolvectl: $(B)/resolver/mxresolvectl.o
 	$(CC) $(OPT_CFLAGS) -o $@ $^
@@ -64,6 +76,8 @@ TEST_LINK_test_policy := resolver/policy.c resolver/lists.c resolver/dnsbl.c res
 TEST_LINK_test_dnsbl := resolver/dnsbl.c resolver/wire.c
 TEST_LINK_test_cachepolicy := resolver/cachepolicy.c resolver/wire.c
 TEST_LINK_test_ratelimit := resolver/ratelimit.c
+TEST_LINK_test_stats := resolver/stats.c
+TEST_LINK_test_web_render := web/web_render.c resolver/stats.c
 san_objs = $(patsubst %.c,$(S)/%.o,$(1))
 .SECONDEXPANSION:
 $(S)/tests/%: $(S)/tests/unit/%.o $$(call san_objs,$$(TEST_LINK_$$*))

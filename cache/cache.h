@@ -172,4 +172,15 @@ int cache_lookup(struct cache *c, const uint8_t *qname, size_t qname_len, uint16
                  uint16_t qclass, int64_t now, struct cache_record *out, uint8_t *buf,
                  size_t buf_cap);
 
+/* Store len bytes of val under key in the meta database, through the
+ * writer thread, and wait for the commit.  Keys beginning "web." belong to
+ * the web module; the cache's own keys cannot be written.  Returns 0, or -1
+ * on a reserved or empty key, a value over 1 MiB, or a write error. */
+int cache_meta_put(struct cache *c, const char *key, const void *val, size_t len);
+
+/* The value stored under key in the meta database, copied into a malloc'd
+ * buffer (the caller frees it) with its length in *len; NULL when there is
+ * none or on an error.  Runs in the calling thread like cache_lookup. */
+uint8_t *cache_meta_get(struct cache *c, const char *key, size_t *len);
+
 #endif

@@ -66,6 +66,7 @@ struct config_source {
 	enum config_list_format format;
 	bool allow;                     /* an allowlist */
 	char *files[CONFIG_MAX_SOURCE_FILES]; /* readable at load */
+	bool editable;                  /* the web API may append names to files[0] (domains format) */
 	unsigned file_count;
 	/* rhsbl / dnsbl: */
 	char zone[256];                 /* lower-case, no trailing dot */
@@ -158,6 +159,19 @@ struct config {
 	struct sockaddr_storage sinkhole_a, sinkhole_aaaa; /* sin_addr / sin6_addr used */
 	uint32_t filter_ttl;            /* TTL of synthesized block answers */
 	unsigned health_interval_ms;    /* RFC 5782 §5 probes of every zone */
+
+	/* web: */
+	struct sockaddr_storage web_listen[CONFIG_MAX_LISTEN]; /* none = no HTTP server */
+	unsigned web_listen_count;
+	struct config_access_rule web_allow[CONFIG_MAX_ACCESS_RULES]; /* who may connect; action unused */
+	unsigned web_allow_count;       /* default: 127.0.0.0/8 and ::1 */
+	char *web_token;                /* bearer token for POSTs; NULL = admin actions disabled */
+	char *web_tls_cert, *web_tls_key; /* PEM files; both or neither; read at load */
+	unsigned web_max_connections;   /* default 32 */
+	unsigned web_timeout_ms;        /* idle connection timeout, default 10 s */
+	bool web_anonymize;             /* clients in the query log and top list: /24 and /48 only */
+	unsigned web_query_log_size;    /* entries per worker, default 4096; 0 = no query log */
+	unsigned web_save_interval_ms;  /* time series saved to the cache's meta this often, default 300 s */
 };
 
 /* Read and validate the file at path.  Every problem is printed to errs as

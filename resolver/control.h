@@ -57,6 +57,12 @@ struct control *control_new(const struct config *cfg, uid_t owner, gid_t group, 
  * Both must outlive the control.  Returns 0, or -1 with a message in err. */
 int control_start(struct control *ctl, struct server *srv, struct cache *cache, char *err, size_t errlen);
 
+/* Carry out one request line (the protocol above, without the socket) as
+ * the web API does, with srv and cache as in control_start.  Returns the
+ * reply text, malloc'd (the caller frees it), whose first line is "ok" or
+ * "error: <message>"; NULL when out of memory. */
+char *control_run(struct server *srv, struct cache *cache, const char *line);
+
 /* Stop the thread (without waiting for a silent client), close the socket
  * and unlink it if it is still the one control_new made, free.  Call before
  * freeing the server and the cache.  Accepts NULL. */

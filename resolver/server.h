@@ -55,6 +55,18 @@ unsigned server_filter_stats(struct server *s, struct server_filter_stat *out, u
  * after server_start. */
 void server_get_stats(struct server *s, uint64_t *out, uint64_t *inflight);
 
+struct stats_recorder;
+
+/* The workers' recorders (latency histograms, top-k sketches, query logs;
+ * see stats.h), one per worker, written by their workers and readable from
+ * any thread with the stats_*_merge/read calls.  Fills out (max entries)
+ * and returns how many; the pointers stay valid until server_free. */
+unsigned server_recorders(struct server *s, const struct stats_recorder **out, unsigned max);
+
+/* The configuration in force (the one given to server_new, or the latest
+ * server_reload took); it stays valid until server_free.  Any thread. */
+const struct config *server_config(struct server *s);
+
 /* Close the sockets and free everything.  Accepts NULL. */
 void server_free(struct server *s);
 
