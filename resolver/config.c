@@ -77,9 +77,10 @@ struct config_key {
 
 #define CONFIG_OFF(field) offsetof(struct config, field)
 
-static const char *const config_sections[] = { "server", "access", "ratelimit", "recursion", "cache", "filter" };
+static const char *const config_sections[] = { "server", "access", "ratelimit", "recursion", "cache", "filter",
+                                                "web" };
 #define CONFIG_NSECTIONS (sizeof config_sections / sizeof config_sections[0])
-#define CONFIG_SECTION_LIST "server, access, ratelimit, recursion, cache or filter"
+#define CONFIG_SECTION_LIST "server, access, ratelimit, recursion, cache, filter or web"
 
 static const struct config_key config_keys[] = {
 	{ "server", "listen", CONFIG_KIND_LISTEN, 0, NULL, NULL, NULL },
@@ -139,6 +140,17 @@ static const struct config_key config_keys[] = {
 	{ "filter", "health-interval", CONFIG_KIND_MSEC, CONFIG_OFF(health_interval_ms), "10s", "1d", "5m" },
 	{ "filter", "sources", CONFIG_KIND_SOURCES, 0, NULL, NULL, NULL },
 	{ "filter", "scope", CONFIG_KIND_SCOPES, 0, NULL, NULL, NULL },
+
+	{ "web", "listen", CONFIG_KIND_LISTEN, 0, NULL, NULL, NULL },
+	{ "web", "allow", CONFIG_KIND_NETWORKS, 0, NULL, NULL, NULL },
+	{ "web", "token", CONFIG_KIND_OPT_STRING, CONFIG_OFF(web_token), NULL, NULL, "" },
+	{ "web", "tls-cert", CONFIG_KIND_OPT_STRING, CONFIG_OFF(web_tls_cert), NULL, NULL, "" },
+	{ "web", "tls-key", CONFIG_KIND_OPT_STRING, CONFIG_OFF(web_tls_key), NULL, NULL, "" },
+	{ "web", "max-connections", CONFIG_KIND_NUMBER, CONFIG_OFF(web_max_connections), "1", "1024", "32" },
+	{ "web", "connection-timeout", CONFIG_KIND_MSEC, CONFIG_OFF(web_timeout_ms), "1s", "10m", "10s" },
+	{ "web", "anonymize-clients", CONFIG_KIND_BOOL, CONFIG_OFF(web_anonymize), NULL, NULL, "false" },
+	{ "web", "query-log-size", CONFIG_KIND_NUMBER, CONFIG_OFF(web_query_log_size), "0", "1048576", "4096" },
+	{ "web", "save-interval", CONFIG_KIND_MSEC, CONFIG_OFF(web_save_interval_ms), "10s", "1d", "5m" },
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
@@ -215,9 +227,11 @@ static const struct config_key config_source_keys[] = {
 	{ "source", "fail-open", CONFIG_KIND_BOOL, offsetof(struct config_source, fail_open), NULL, NULL, "true" },
 	{ "source", "servers", CONFIG_KIND_SERVERS, 0, NULL, NULL, NULL },
 	{ "source", "forward", CONFIG_KIND_BOOL, offsetof(struct config_source, forward), NULL, NULL, "false" },
+	{ "source", "editable", CONFIG_KIND_BOOL, offsetof(struct config_source, editable), NULL, NULL, "false" },
 };
 #define CONFIG_NSOURCE_KEYS (sizeof config_source_keys / sizeof config_source_keys[0])
 enum { CONFIG_SOURCE_NAME, CONFIG_SOURCE_TYPE, CONFIG_SOURCE_FILES, CONFIG_SOURCE_ZONE };
+#define CONFIG_SOURCE_EDITABLE (CONFIG_NSOURCE_KEYS - 1)
 
 /* The source types each row above applies to (bit 1 << enum
  * config_source_type), row by row. */
@@ -234,6 +248,7 @@ static const unsigned config_source_key_types[] = {
 	CONFIG_FOR_BL,                    /* fail-open */
 	CONFIG_FOR_BL,                    /* servers */
 	CONFIG_FOR_BL,                    /* forward */
+	CONFIG_FOR_LIST,                  /* editable */
 };
 _Static_assert(sizeof config_source_key_types / sizeof config_source_key_types[0] == CONFIG_NSOURCE_KEYS,
                "a type mask for every source key");
@@ -255,6 +270,7 @@ _Static_assert(CONFIG_NPARTITION_KEYS <= CONFIG_SUBKEYS_MAX && CONFIG_NRULE_KEYS
                CONFIG_NSCOPE_KEYS <= CONFIG_SUBKEYS_MAX, "CONFIG_SUBKEYS_MAX covers every nested table");
 
 static const char *const config_default_listen[] = { "127.0.0.1:53", "[::1]:53" };
+static const char *const config_default_web_listen[] = { "127.0.0.1:8053" };
 
 /* Loopback only: the safe default for both who may ask and who is never limited. */
 static const char *const config_default_networks[] = { "127.0.0.0/8", "::1/128" };
@@ -540,22 +556,34 @@ static bool config_same_address(const struct sockaddr_storage *a, const struct s
 	return memcmp(a, b, sizeof(struct sockaddr_in6)) == 0;
 }
 
-/* Add one listen entry; node is a scalar. */
-static void config_add_listen(struct config_loader *ld, const yaml_node_t *node)
+/* Where a listen key stores its addresses: server: listen or web: listen. */
+struct config_listen_target {
+	struct sockaddr_storage *addr;
+	unsigned *count;
+};
+
+static struct config_listen_target config_listen_target(struct config *cfg, const struct config_key *k)
 {
-	struct config *cfg = ld->cfg;
+	if (strcmp(k->section, "web") == 0)
+		return (struct config_listen_target){ cfg->web_listen, &cfg->web_listen_count };
+	return (struct config_listen_target){ cfg->listen, &cfg->listen_count };
+}
+
+/* Add one listen entry to t; node is a scalar. */
+static void config_add_listen(struct config_loader *ld, struct config_listen_target t, const yaml_node_t *node)
+{
 	char q[80];
 	const char *s = config_scalar(node);
 	if (s == NULL || config_is_null(node)) {
 		config_error(ld, config_line(node), "'listen' entries must be addresses such as \"127.0.0.1:53\"");
 		return;
 	}
-	if (cfg->listen_count == CONFIG_MAX_LISTEN) {
+	if (*t.count == CONFIG_MAX_LISTEN) {
 		config_error(ld, config_line(node), "'listen' has more than %d addresses", CONFIG_MAX_LISTEN);
-		cfg->listen_count++;  /* so that the error is reported once */
+		(*t.count)++;  /* so that the error is reported once */
 		return;
 	}
-	if (cfg->listen_count > CONFIG_MAX_LISTEN)
+	if (*t.count > CONFIG_MAX_LISTEN)
 		return;
 	struct sockaddr_storage ss;
 	const char *why = config_parse_address(s, &ss);
@@ -565,21 +593,27 @@ static void config_add_listen(struct config_loader *ld, const yaml_node_t *node)
 		return;
 	}
 	/* A second bind to the same address would fail at start-up, far from here. */
-	for (unsigned i = 0; i < cfg->listen_count; i++) {
-		if (config_same_address(&cfg->listen[i], &ss)) {
+	for (unsigned i = 0; i < *t.count; i++) {
+		if (config_same_address(&t.addr[i], &ss)) {
 			config_error(ld, config_line(node), "listen: '%s' is listed twice",
 			             config_quote(q, sizeof q, s, node->data.scalar.length));
 			return;
 		}
 	}
-	cfg->listen[cfg->listen_count++] = ss;
+	t.addr[(*t.count)++] = ss;
 }
 
-static void config_set_listen(struct config_loader *ld, const yaml_node_t *value)
+/* server: listen needs an address; web: listen may be empty ([] or null),
+ * which turns the HTTP server off. */
+static void config_set_listen(struct config_loader *ld, const struct config_key *k, const yaml_node_t *value)
 {
-	ld->cfg->listen_count = 0;
+	struct config_listen_target t = config_listen_target(ld->cfg, k);
+	bool may_be_empty = t.count == &ld->cfg->web_listen_count;
+	*t.count = 0;
+	if (may_be_empty && config_is_null(value))
+		return;
 	if (value->type == YAML_SCALAR_NODE && !config_is_null(value)) {
-		config_add_listen(ld, value);
+		config_add_listen(ld, t, value);
 	} else if (value->type == YAML_SEQUENCE_NODE) {
 		for (yaml_node_item_t *it = value->data.sequence.items.start;
 		     it < value->data.sequence.items.top; it++) {
@@ -591,15 +625,15 @@ static void config_set_listen(struct config_loader *ld, const yaml_node_t *value
 				             "'listen' entries must be addresses such as \"127.0.0.1:53\"");
 				continue;
 			}
-			config_add_listen(ld, item);
+			config_add_listen(ld, t, item);
 		}
-		if (value->data.sequence.items.top == value->data.sequence.items.start)
+		if (!may_be_empty && value->data.sequence.items.top == value->data.sequence.items.start)
 			config_error(ld, config_line(value), "'listen' needs at least one address");
 	} else {
 		config_error(ld, config_line(value), "'listen' must be an address or a list of addresses");
 	}
-	if (ld->cfg->listen_count > CONFIG_MAX_LISTEN)
-		ld->cfg->listen_count = CONFIG_MAX_LISTEN;
+	if (*t.count > CONFIG_MAX_LISTEN)
+		*t.count = CONFIG_MAX_LISTEN;
 }
 
 static const char *config_kind_wants(enum config_kind kind)
@@ -1079,38 +1113,53 @@ static void config_set_rules(struct config_loader *ld, const yaml_node_t *value)
 	acl_free(acl);
 }
 
-/* Add one ratelimit.exempt entry, item, checked against the others in acl. */
-static void config_add_exempt(struct config_loader *ld, struct acl *acl, const yaml_node_t *item, bool *full)
+/* Where a list of networks is stored: ratelimit: exempt or web: allow. */
+struct config_networks_target {
+	const char *name;
+	struct config_access_rule *rules;
+	unsigned *count;
+};
+
+static struct config_networks_target config_networks_target(struct config *cfg, const struct config_key *k)
+{
+	if (strcmp(k->section, "web") == 0)
+		return (struct config_networks_target){ "allow", cfg->web_allow, &cfg->web_allow_count };
+	return (struct config_networks_target){ "exempt", cfg->ratelimit_exempt, &cfg->ratelimit_exempt_count };
+}
+
+/* Add one entry, item, to t, checked against the others in acl. */
+static void config_add_networks_entry(struct config_loader *ld, struct config_networks_target t, struct acl *acl,
+                              const yaml_node_t *item, bool *full)
 {
 	static const struct config_key k = { "ratelimit", "exempt", CONFIG_KIND_NETWORK,
 	                                     offsetof(struct config_access_rule, network), NULL, NULL, NULL };
-	struct config *cfg = ld->cfg;
 	unsigned line = config_line(item);
 	if (item->type != YAML_SCALAR_NODE) {
-		config_error(ld, line, "'exempt' entries must be networks such as 127.0.0.0/8");
+		config_error(ld, line, "'%s' entries must be networks such as 127.0.0.0/8", t.name);
 		return;
 	}
 	struct config_access_rule r = { .action = CONFIG_ACCESS_ALLOW, .line = line };
 	if (config_set_scalar(ld, &k, &r, item) != 0 || config_add_network(ld, acl, r.network, r.action, line) != 0)
 		return;
-	if (cfg->ratelimit_exempt_count == CONFIG_MAX_ACCESS_RULES) {
+	if (*t.count == CONFIG_MAX_ACCESS_RULES) {
 		if (!*full)
-			config_error(ld, line, "'exempt' has more than %d networks", CONFIG_MAX_ACCESS_RULES);
+			config_error(ld, line, "'%s' has more than %d networks", t.name, CONFIG_MAX_ACCESS_RULES);
 		*full = true;
 		return;
 	}
-	cfg->ratelimit_exempt[cfg->ratelimit_exempt_count++] = r;
+	t.rules[(*t.count)++] = r;
 }
 
-/* ratelimit: exempt: one network or a sequence of them.  Null or [] means
- * none is exempt. */
-static void config_set_exempt(struct config_loader *ld, const yaml_node_t *value)
+/* ratelimit: exempt, web: allow: one network or a sequence of them.  Null
+ * or [] means none (nobody exempt; no web client allowed). */
+static void config_set_networks(struct config_loader *ld, const struct config_key *key, const yaml_node_t *value)
 {
-	ld->cfg->ratelimit_exempt_count = 0;
+	struct config_networks_target t = config_networks_target(ld->cfg, key);
+	*t.count = 0;
 	if (config_is_null(value))
 		return;
 	if (value->type != YAML_SCALAR_NODE && value->type != YAML_SEQUENCE_NODE) {
-		config_error(ld, config_line(value), "'exempt' must be %s", config_kind_wants(CONFIG_KIND_NETWORKS));
+		config_error(ld, config_line(value), "'%s' must be %s", t.name, config_kind_wants(CONFIG_KIND_NETWORKS));
 		return;
 	}
 	struct acl *acl = acl_new(ACL_ALLOW);
@@ -1120,13 +1169,13 @@ static void config_set_exempt(struct config_loader *ld, const yaml_node_t *value
 	}
 	bool full = false;
 	if (value->type == YAML_SCALAR_NODE) {
-		config_add_exempt(ld, acl, value, &full);
+		config_add_networks_entry(ld, t, acl, value, &full);
 	} else {
 		for (yaml_node_item_t *it = value->data.sequence.items.start; it < value->data.sequence.items.top;
 		     it++) {
 			yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
 			if (item != NULL)
-				config_add_exempt(ld, acl, item, &full);
+				config_add_networks_entry(ld, t, acl, item, &full);
 		}
 	}
 	acl_free(acl);
@@ -1492,6 +1541,10 @@ static void config_check_source(struct config_loader *ld, const struct config_so
 			config_error(ld, key_line[i], "'%s' does not apply to %s", config_source_keys[i].name, what);
 	}
 	if (src->type == CONFIG_SOURCE_LIST) {
+		/* The web API appends one bare name per line. */
+		if (src->editable && src->format != CONFIG_FORMAT_DOMAINS)
+			config_error(ld, key_line[CONFIG_SOURCE_EDITABLE], "source '%s': 'editable' needs 'format: domains'",
+			             src->name);
 		if (key_bad[CONFIG_SOURCE_FILES])
 			return;
 		if (src->file_count == 0)
@@ -1647,13 +1700,13 @@ static int config_set_value(struct config_loader *ld, const struct config_key *k
 	int before = ld->nerr;
 	switch (k->kind) {
 	case CONFIG_KIND_LISTEN:
-		config_set_listen(ld, value);
+		config_set_listen(ld, k, value);
 		break;
 	case CONFIG_KIND_ACCESS_RULES:
 		config_set_rules(ld, value);
 		break;
 	case CONFIG_KIND_NETWORKS:
-		config_set_exempt(ld, value);
+		config_set_networks(ld, k, value);
 		break;
 	case CONFIG_KIND_PARTITIONS:
 		config_set_partitions(ld, value);
@@ -1868,6 +1921,41 @@ static void config_check_id(struct config_loader *ld, const char *key, const cha
 
 /* Checks that need the whole file read: defaults count as much as set values.
  * A value already rejected is not checked again, lest its default be blamed. */
+/* web: the token guards cache flushes and list edits, so a guessable one is
+ * refused; TLS needs both halves, readable now rather than at start-up. */
+static void config_check_web(struct config_loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	size_t token = config_key_index("web", "token");
+	size_t cert = config_key_index("web", "tls-cert");
+	size_t key = config_key_index("web", "tls-key");
+	size_t qlog = config_key_index("web", "query-log-size");
+
+	if (cfg->web_token != NULL && !ld->key_bad[token]) {
+		size_t n = strlen(cfg->web_token);
+		bool printable = true;
+		for (size_t i = 0; i < n; i++)
+			printable = printable && cfg->web_token[i] > ' ' && cfg->web_token[i] < 0x7f;
+		if (n < 16)
+			config_error(ld, ld->key_line[token], "'token' must be at least 16 characters long");
+		else if (!printable)
+			config_error(ld, ld->key_line[token], "'token' must be printable ASCII without spaces");
+	}
+	if ((cfg->web_tls_cert == NULL) != (cfg->web_tls_key == NULL)) {
+		unsigned line = ld->key_line[cert] != 0 ? ld->key_line[cert] : ld->key_line[key];
+		config_error(ld, line, "'tls-cert' and 'tls-key' go together: set both or neither");
+	} else if (cfg->web_tls_cert != NULL) {
+		if (!ld->key_bad[cert])
+			config_check_file(ld, "tls-cert", cfg->web_tls_cert, ld->key_line[cert]);
+		if (!ld->key_bad[key])
+			config_check_file(ld, "tls-key", cfg->web_tls_key, ld->key_line[key]);
+	}
+	/* The ring is indexed with a mask. */
+	unsigned n = cfg->web_query_log_size;
+	if (n != 0 && (n & (n - 1)) != 0 && !ld->key_bad[qlog])
+		config_error(ld, ld->key_line[qlog], "'query-log-size' must be 0 or a power of two, such as 4096");
+}
+
 static void config_finish(struct config_loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -1891,6 +1979,8 @@ static void config_finish(struct config_loader *ld)
 		cfg->trust_anchor = NULL;
 		free(old);
 	}
+
+	config_check_web(ld);
 
 	config_check_id(ld, "user", cfg->user, false);
 	config_check_id(ld, "control-group", cfg->control_group, true);
@@ -1962,6 +2052,12 @@ static void config_defaults(struct config_loader *ld)
 		strcpy(r.network, config_default_networks[i]);
 		cfg->access_rules[cfg->access_rule_count++] = r;
 		cfg->ratelimit_exempt[cfg->ratelimit_exempt_count++] = r;
+		cfg->web_allow[cfg->web_allow_count++] = r;
+	}
+	for (size_t i = 0; i < sizeof config_default_web_listen / sizeof config_default_web_listen[0]; i++) {
+		if (config_parse_address(config_default_web_listen[i], &cfg->web_listen[i]) != NULL)
+			abort();
+		cfg->web_listen_count++;
 	}
 	for (size_t p = 0; p < CONFIG_PARTITIONS; p++)
 		config_sub_defaults(ld, config_partition_keys, CONFIG_NPARTITION_KEYS, &cfg->partitions[p]);
@@ -2088,6 +2184,9 @@ void config_free(struct config *cfg)
 	free(cfg->root_hints);
 	free(cfg->trust_anchor);
 	free(cfg->cache_dir);
+	free(cfg->web_token);
+	free(cfg->web_tls_cert);
+	free(cfg->web_tls_key);
 	for (unsigned i = 0; i < cfg->filter_source_count; i++)
 		config_source_clear(&cfg->filter_sources[i]);
 	free(cfg);

@@ -19,8 +19,9 @@
 #include "control.h"
 #include "log.h"
 #include "server.h"
+#include "web.h"
 
-#define MXRESOLVED_VERSION "0.1.0"
+#define MXRESOLVED_VERSION "0.2.0"
 #define MAIN_EXIT_CONFIG 2
 
 static void main_usage(FILE *out)
@@ -232,6 +233,7 @@ int main(int argc, char **argv)
 	char err[512];
 	struct server *srv = NULL;
 	struct control *ctl = NULL;
+	struct web *web = NULL;
 	struct cache *cache = NULL;
 	struct main_identity id;
 	if (main_identity(cfg, &id) < 0 || main_check_cache_dir(cfg, &id) < 0)
@@ -272,6 +274,12 @@ int main(int argc, char **argv)
 			goto done;
 		}
 	}
+	/* Ports below 1024 and a key only root may read: both before the drop. */
+	web = web_new(cfg, err, sizeof err);
+	if (web == NULL) {
+		log_err("web: %s", err);
+		goto done;
+	}
 	if (main_drop_privileges(&id) < 0)
 		goto done;
 	if (server_start(srv, err, sizeof err) < 0) {
@@ -282,8 +290,12 @@ int main(int argc, char **argv)
 		log_err("control socket: %s", err);
 		goto done;
 	}
-	log_info("mxresolved %s ready: %u listen address(es), %u workers, cache %s", MXRESOLVED_VERSION,
-	         cfg->listen_count, cfg->workers, cfg->cache_dir);
+	if (web_start(web, srv, cache, MXRESOLVED_VERSION, err, sizeof err) < 0) {
+		log_err("web: %s", err);
+		goto done;
+	}
+	log_info("mxresolved %s ready: %u listen address(es), %u workers, cache %s, %u web address(es)",
+	         MXRESOLVED_VERSION, cfg->listen_count, cfg->workers, cfg->cache_dir, cfg->web_listen_count);
 
 	for (;;) {
 		int sig = 0;
@@ -298,6 +310,8 @@ int main(int argc, char **argv)
 	}
 	status = 0;
 done:
+	/* The web reads the workers' statistics and saves to the cache: first out. */
+	web_free(web);
 	control_free(ctl);
 	server_stop(srv);
 	server_free(srv);

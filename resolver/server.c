@@ -86,6 +86,9 @@ struct server_job {
 	bool counted;               /* holds one of its client's pending slots */
 	int64_t refresh_at;         /* SERVER_NONE: wall-clock second to start the refresh */
 	uint64_t filter_mask;       /* RHSBL/DNSBL sources to check before answering */
+	int64_t start_us;           /* CLOCK_MONOTONIC when its worker took it, for the latency */
+	uint8_t record_flags;       /* stats_qlog_flag bits the resolver thread adds (stale, blocked) */
+	uint8_t record_source;      /* the blocking filter source + 1, or 0 */
 	struct filter_ctx *filter;  /* SERVER_INTERNAL: the check it belongs to (NULL: a probe) */
 	int filter_source;          /* SERVER_INTERNAL: the source it asks, -1 = the question itself */
 	int probe;                  /* SERVER_INTERNAL probe: 1 the listed test point, 2 the unlisted one */
@@ -109,6 +112,17 @@ struct tcp_conn {
 	unsigned pending;           /* jobs that will come back to this connection */
 	bool closed;
 	bool refused;               /* access control says REFUSED to everything it asks */
+};
+
+/* What the recorder needs of an answer the worker built itself, kept until
+ * the batch is sent (the query it came from is gone by then). */
+struct worker_answered {
+	bool valid;                 /* a question that parsed; false for misses and header-only errors */
+	uint8_t flags;              /* stats_qlog_flag */
+	uint8_t source;
+	uint16_t qtype;
+	uint8_t qname_len;
+	uint8_t qname[WIRE_MAX_NAME];
 };
 
 struct worker {
@@ -137,6 +151,13 @@ struct worker {
 
 	struct ratelimit *ratelimit; /* NULL when rate limiting is off */
 	int64_t batch_ms;            /* CLOCK_MONOTONIC, read once per batch */
+	int64_t batch_us;            /* the same reading, finer, for latencies */
+	/* What the dashboard sees (see stats.h): fed after each batch is sent,
+	 * so that a hit's latency covers the send, with one clock read per
+	 * batch.  answered[i] describes out_msgs[i]. */
+	bool recording;
+	struct stats_recorder recorder;
+	struct worker_answered answered[SERVER_BATCH];
 	uint32_t prefetch_memo_hash[SERVER_PREFETCH_MEMO];
 	int64_t prefetch_memo_time[SERVER_PREFETCH_MEMO];
 	struct stats_block stats;
@@ -250,6 +271,52 @@ static int64_t server_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t server_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t server_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read the batch clock: milliseconds for deadlines, microseconds for latencies. */
+static void worker_read_clock(struct worker *w)
+{
+	w->batch_us = server_now_us();
+	w->batch_ms = w->batch_us / 1000;
+}
+
+/* Hand one answer to the worker's recorder.  reply is what was sent (its
+ * header gives the rcode and AD); latency from taken_us to now_us. */
+static void worker_record(struct worker *w, const struct sockaddr *client, const uint8_t *qname, size_t qname_len,
+                          uint16_t qtype, uint8_t flags, uint8_t source, const uint8_t *reply, size_t reply_len,
+                          int64_t taken_us, int64_t now_us, int64_t wall_ms)
+{
+	if (reply_len < 4)
+		return;
+	if (reply[3] & 0x20)
+		flags |= STATS_QLOG_SECURE;
+	int64_t latency = now_us - taken_us;
+	struct stats_event ev = {
+		.time_ms = wall_ms,
+		.latency_us = latency < 0 ? 0 : latency > UINT32_MAX ? UINT32_MAX : (uint32_t)latency,
+		.client = client,
+		.qname = qname,
+		.qname_len = qname_len,
+		.qtype = qtype,
+		.rcode = reply[3] & 0x0f,
+		.flags = flags,
+		.source = source,
+	};
+	stats_record(&w->recorder, &ev);
 }
 
 /* Where a question's answer is looked for first.  Only the resolver thread
@@ -441,6 +508,7 @@ static struct server_job *worker_new_job(struct worker *w, const struct wire_que
 	job->transport = tr;
 	job->udp_fd = -1;
 	job->deadline_ms = w->batch_ms + w->server->cfg->client_timeout_ms;
+	job->start_us = w->batch_us;
 	return job;
 }
 
@@ -473,9 +541,11 @@ static void worker_prefetch(struct worker *w, const struct wire_query *q, const 
  * complete (peer, transport) and queue. */
 static size_t worker_answer(struct worker *w, const struct sockaddr *client, const uint8_t *pkt, size_t len,
                             enum server_transport tr, enum worker_gate gate, int64_t now, bool have_reader,
-                            struct server_job **miss, uint8_t *out, size_t cap)
+                            struct server_job **miss, struct worker_answered *answered, uint8_t *out,
+                            size_t cap)
 {
 	*miss = NULL;
+	answered->valid = false;
 	struct wire_query q;
 	stats_inc(&w->stats, STATS_QUERIES);
 	enum wire_parse_status st = wire_parse_query(pkt, len, &q);
@@ -497,6 +567,14 @@ static size_t worker_answer(struct worker *w, const struct sockaddr *client, con
 	size_t limit = tr == SERVER_UDP ? wire_udp_limit(&q) : WIRE_MAX_MSG;
 	if (limit > cap)
 		limit = cap;
+	if (w->recording) {
+		answered->valid = true;
+		answered->flags = tr == SERVER_TCP ? STATS_QLOG_TCP : 0;
+		answered->source = 0;
+		answered->qtype = q.qtype;
+		answered->qname_len = (uint8_t)q.qname_len;
+		memcpy(answered->qname, q.qname, q.qname_len);
+	}
 	if (gate == WORKER_GATE_REFUSE) {
 		stats_inc(&w->stats, STATS_REFUSED);
 		return wire_build_error(&q, WIRE_RCODE_REFUSED, WIRE_EDE_PROHIBITED, NULL, out, limit);
@@ -520,6 +598,8 @@ static size_t worker_answer(struct worker *w, const struct sockaddr *client, con
 		struct policy_verdict v;
 		if ((sources & pol->list_mask) && policy_check_lists(pol, &q, sources, &v)) {
 			stats_inc(&w->stats, STATS_BLOCKED);
+			answered->flags |= STATS_QLOG_BLOCKED;
+			answered->source = (uint8_t)(v.source + 1);
 			return policy_build_reply(pol, &q, &v, limit, out, cap);
 		}
 		filter_mask = sources & (pol->rhsbl_mask | pol->dnsbl_mask);
@@ -531,6 +611,7 @@ static size_t worker_answer(struct worker *w, const struct sockaddr *client, con
 		if (job == NULL)
 			return wire_build_error(&q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, out, limit);
 		job->filter_mask = filter_mask;
+		answered->valid = false;
 		*miss = job;
 		return 0;
 	}
@@ -543,6 +624,7 @@ static size_t worker_answer(struct worker *w, const struct sockaddr *client, con
 			size_t n = server_serve_record(&q, &rec, now, limit, out, cap);
 			if (n > 0) {
 				stats_inc(&w->stats, STATS_CACHE_HITS);
+				answered->flags |= STATS_QLOG_CACHED;
 				worker_prefetch(w, &q, &rec, now);
 				return n;
 			}
@@ -558,6 +640,7 @@ static size_t worker_answer(struct worker *w, const struct sockaddr *client, con
 		job->stale_ok = true;
 		job->stale_at_ms = w->batch_ms + w->server->cfg->stale_answer_after_ms;
 	}
+	answered->valid = false;
 	*miss = job;
 	return 0;
 }
@@ -645,6 +728,20 @@ static size_t server_reply_control(struct msghdr *mh)
 	return 0;
 }
 
+/* Record the answers of a batch just sent: one clock read for all of them. */
+static void worker_record_batch(struct worker *w, int out_count)
+{
+	int64_t now_us = server_now_us();
+	int64_t wall_ms = server_wall_ms();
+	for (int i = 0; i < out_count; i++) {
+		const struct worker_answered *a = &w->answered[i];
+		if (!a->valid)
+			continue;
+		worker_record(w, w->out_msgs[i].msg_hdr.msg_name, a->qname, a->qname_len, a->qtype, a->flags,
+		              a->source, w->out_buf[i], w->out_iov[i].iov_len, w->batch_us, now_us, wall_ms);
+	}
+}
+
 static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
@@ -654,7 +751,7 @@ static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 			return;
 		/* Read the clocks and renew the read transaction once per batch. */
 		int64_t now = time(NULL);
-		w->batch_ms = server_now_ms();
+		worker_read_clock(w);
 		bool have_reader = cache_reader_begin(w->reader) == 0;
 		int out_count = 0;
 		for (int i = 0; i < got; i++) {
@@ -664,7 +761,8 @@ static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 				continue;
 			struct server_job *job;
 			size_t n = worker_answer(w, client, w->in_buf[i], w->in_msgs[i].msg_len, SERVER_UDP, gate, now,
-			                         have_reader, &job, w->out_buf[out_count], sizeof w->out_buf[0]);
+			                         have_reader, &job, &w->answered[out_count], w->out_buf[out_count],
+			                         sizeof w->out_buf[0]);
 			if (job != NULL) {
 				job->udp_fd = fd;
 				job->peer = w->in_addr[i];
@@ -703,6 +801,8 @@ static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 			}
 			sent += r;
 		}
+		if (w->recording)
+			worker_record_batch(w, out_count);
 		if (got < SERVER_BATCH)
 			return;
 	}
@@ -764,12 +864,13 @@ static void tcp_on_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, 2);
 		evbuffer_remove(in, w->tcp_in, len);
 		int64_t now = time(NULL);
-		w->batch_ms = server_now_ms();
+		worker_read_clock(w);
 		bool have_reader = cache_reader_begin(w->reader) == 0;
 		struct server_job *job;
+		struct worker_answered *answered = &w->answered[0];
 		size_t n = worker_answer(w, (const struct sockaddr *)&c->peer, w->tcp_in, len, SERVER_TCP,
 		                         c->refused ? WORKER_GATE_REFUSE : WORKER_GATE_PASS, now, have_reader,
-		                         &job, w->tcp_out, WIRE_MAX_MSG);
+		                         &job, answered, w->tcp_out, WIRE_MAX_MSG);
 		if (have_reader)
 			cache_reader_end(w->reader);
 		if (job != NULL) {
@@ -785,6 +886,10 @@ static void tcp_on_read(struct bufferevent *bev, void *arg)
 			return;
 		}
 		tcp_conn_send(c, w->tcp_out, n);
+		if (w->recording && answered->valid)
+			worker_record(w, (const struct sockaddr *)&c->peer, answered->qname, answered->qname_len,
+			              answered->qtype, answered->flags, answered->source, w->tcp_out, n, w->batch_us,
+			              server_now_us(), server_wall_ms());
 	}
 }
 
@@ -862,7 +967,20 @@ static void tcp_on_accept(struct evconnlistener *listener, evutil_socket_t fd, s
 
 /* ---- replies coming back from the resolver thread -------------------- */
 
-static void worker_deliver(struct server_job *job)
+/* Record an answer the resolver thread built. */
+static void worker_record_job(struct worker *w, const struct server_job *job, const struct sockaddr *client,
+                              int64_t now_us, int64_t wall_ms)
+{
+	if (!w->recording || job->reply_len == 0)
+		return;
+	uint8_t flags = STATS_QLOG_RECURSED | job->record_flags;
+	if (job->transport == SERVER_TCP)
+		flags |= STATS_QLOG_TCP;
+	worker_record(w, client, job->q.qname, job->q.qname_len, job->q.qtype, flags, job->record_source, job->reply,
+	              job->reply_len, job->start_us, now_us, wall_ms);
+}
+
+static void worker_deliver(struct worker *w, struct server_job *job, int64_t now_us, int64_t wall_ms)
 {
 	if (job->transport == SERVER_UDP) {
 		if (job->reply_len > 0) {
@@ -876,6 +994,7 @@ static void worker_deliver(struct server_job *job)
 				.msg_controllen = job->udp_ctl_len,
 			};
 			(void)sendmsg(job->udp_fd, &mh, MSG_DONTWAIT);
+			worker_record_job(w, job, (const struct sockaddr *)&job->peer, now_us, wall_ms);
 		}
 		return;
 	}
@@ -883,8 +1002,10 @@ static void worker_deliver(struct server_job *job)
 		return;
 	struct tcp_conn *c = job->conn;
 	c->pending--;
-	if (!c->closed && job->reply_len > 0)
+	if (!c->closed && job->reply_len > 0) {
 		tcp_conn_send(c, job->reply, job->reply_len);
+		worker_record_job(w, job, (const struct sockaddr *)&c->peer, now_us, wall_ms);
+	}
 	tcp_conn_release(c);
 }
 
@@ -892,9 +1013,11 @@ static void worker_on_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	struct server_job *job = job_queue_take_all(&w->done);
+	int64_t now_us = job != NULL ? server_now_us() : 0;
+	int64_t wall_ms = job != NULL ? server_wall_ms() : 0;
 	while (job != NULL) {
 		struct server_job *next = job->next;
-		worker_deliver(job);
+		worker_deliver(w, job, now_us, wall_ms);
 		job_free(job);
 		job = next;
 	}
@@ -1040,6 +1163,7 @@ static void resolver_serve_stale(struct resolver *rs, struct server_job *job, in
 		return;
 	}
 	stats_inc(&rs->stats, STATS_STALE_SERVED);
+	job->record_flags |= STATS_QLOG_STALE;
 	resolver_return(rs, job, rs->scratch, n);
 }
 
@@ -1320,6 +1444,8 @@ static void filter_finish(struct resolver *rs, struct filter_ctx *ctx)
 	if (ctx->blocked) {
 		stats_inc(&rs->stats, STATS_BLOCKED);
 		atomic_fetch_add_explicit(&ctx->policy->sources[ctx->verdict.source].blocked, 1, memory_order_relaxed);
+		job->record_flags |= STATS_QLOG_BLOCKED;
+		job->record_source = (uint8_t)(ctx->verdict.source + 1);
 		n = policy_build_reply(ctx->policy, &job->q, &ctx->verdict, limit, rs->scratch, sizeof rs->scratch);
 	} else if (ctx->main_failed || ctx->full == NULL) {
 		n = wire_build_error(&job->q, WIRE_RCODE_SERVFAIL, WIRE_EDE_NONE, NULL, rs->scratch, limit);
@@ -1957,6 +2083,20 @@ void server_get_stats(struct server *s, uint64_t *out, uint64_t *inflight)
 	*inflight = atomic_load(&s->resolver.inflight_count);
 }
 
+unsigned server_recorders(struct server *s, const struct stats_recorder **out, unsigned max)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < s->worker_count && n < max; i++)
+		if (s->workers[i] != NULL && s->workers[i]->recording)
+			out[n++] = &s->workers[i]->recorder;
+	return n;
+}
+
+const struct config *server_config(struct server *s)
+{
+	return atomic_load_explicit(&s->cfg, memory_order_acquire);
+}
+
 struct server *server_new(const struct config *cfg, struct cache *cache, char *err, size_t errlen)
 {
 	struct server *s = calloc(1, sizeof *s);
@@ -2024,6 +2164,15 @@ static int worker_setup(struct server *s, unsigned index, char *err, size_t errl
 	if (w->base == NULL || w->reader == NULL || job_queue_init(&w->done) < 0) {
 		snprintf(err, errlen, "worker %u: cannot create its event loop or cache reader", index);
 		return -1;
+	}
+	/* Only the web front reads what the recorder keeps. */
+	const struct config *start_cfg = s->cfg;
+	if (start_cfg->web_listen_count > 0) {
+		if (stats_recorder_init(&w->recorder, start_cfg->web_query_log_size, start_cfg->web_anonymize) < 0) {
+			snprintf(err, errlen, "worker %u: out of memory for its statistics", index);
+			return -1;
+		}
+		w->recording = true;
 	}
 	const struct config *cfg = s->cfg;
 	if (cfg->ratelimit_qps > 0) {
@@ -2211,6 +2360,8 @@ static void worker_free(struct worker *w)
 	}
 	job_queue_destroy(&w->done);
 	ratelimit_free(w->ratelimit);
+	if (w->recording)
+		stats_recorder_free(&w->recorder);
 	if (w->reader != NULL)
 		cache_reader_free(w->reader);
 	if (w->base != NULL)

@@ -538,7 +538,7 @@ static void test_config_rejects_missing_file(void)
 static void test_config_rejects_unknown_section(void)
 {
 	expect_error("server:\n  workers: 2\nserverr:\n  workers: 2\n", 3,
-	             "unknown section 'serverr' (expected server, access, ratelimit, recursion, cache or filter)");
+	             "unknown section 'serverr' (expected server, access, ratelimit, recursion, cache, filter or web)");
 }
 
 static void test_config_rejects_unknown_key(void)
@@ -1687,6 +1687,118 @@ static int suite_init(void)
 
 #define TEST(fn) { #fn, fn }
 
+/* ---- web: ---------------------------------------------------------- */
+
+static void test_config_web_defaults(void)
+{
+	struct load l;
+	load_yaml("", &l);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_EQUAL_FATAL(l.cfg->web_listen_count, 1);
+	check_v4(&l.cfg->web_listen[0], "127.0.0.1", 8053);
+	CU_ASSERT_EQUAL(l.cfg->web_allow_count, 2);
+	CU_ASSERT_STRING_EQUAL(l.cfg->web_allow[0].network, "127.0.0.0/8");
+	CU_ASSERT_PTR_NULL(l.cfg->web_token);
+	CU_ASSERT_PTR_NULL(l.cfg->web_tls_cert);
+	CU_ASSERT_EQUAL(l.cfg->web_max_connections, 32);
+	CU_ASSERT_EQUAL(l.cfg->web_timeout_ms, 10000);
+	CU_ASSERT_FALSE(l.cfg->web_anonymize);
+	CU_ASSERT_EQUAL(l.cfg->web_query_log_size, 4096);
+	CU_ASSERT_EQUAL(l.cfg->web_save_interval_ms, 300000);
+	load_done(&l);
+}
+
+static void test_config_web_every_key(void)
+{
+	struct load l;
+	load_yaml("web:\n"
+	          "  listen: [\"127.0.0.1:9053\", \"[::1]:9053\"]\n"
+	          "  allow: [10.0.0.0/8]\n"
+	          "  token: abcdefghijklmnopqrstuvwxyz\n"
+	          "  max-connections: 8\n"
+	          "  connection-timeout: 3s\n"
+	          "  anonymize-clients: yes\n"
+	          "  query-log-size: 1024\n"
+	          "  save-interval: 1m\n",
+	          &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_STRING_EQUAL(l.errs, "");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_EQUAL_FATAL(l.cfg->web_listen_count, 2);
+	check_v4(&l.cfg->web_listen[0], "127.0.0.1", 9053);
+	check_v6(&l.cfg->web_listen[1], "::1", 9053);
+	CU_ASSERT_EQUAL_FATAL(l.cfg->web_allow_count, 1);
+	CU_ASSERT_STRING_EQUAL(l.cfg->web_allow[0].network, "10.0.0.0/8");
+	CU_ASSERT_STRING_EQUAL(l.cfg->web_token, "abcdefghijklmnopqrstuvwxyz");
+	CU_ASSERT_EQUAL(l.cfg->web_max_connections, 8);
+	CU_ASSERT_EQUAL(l.cfg->web_timeout_ms, 3000);
+	CU_ASSERT_TRUE(l.cfg->web_anonymize);
+	CU_ASSERT_EQUAL(l.cfg->web_query_log_size, 1024);
+	CU_ASSERT_EQUAL(l.cfg->web_save_interval_ms, 60000);
+	/* The DNS side keeps its own listen addresses and exemptions. */
+	CU_ASSERT_EQUAL(l.cfg->listen_count, 2);
+	CU_ASSERT_EQUAL(l.cfg->ratelimit_exempt_count, 2);
+	load_done(&l);
+}
+
+static void test_config_web_listen_may_be_empty(void)
+{
+	struct load l;
+	load_yaml("web:\n  listen: []\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_EQUAL(l.cfg->web_listen_count, 0);
+	load_done(&l);
+	load_yaml("web:\n  listen:\n", &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_EQUAL(l.cfg->web_listen_count, 0);
+	load_done(&l);
+	/* ... but the DNS side may not. */
+	expect_error("server:\n  listen: []\n", 2, "'listen' needs at least one address");
+}
+
+static void test_config_web_errors(void)
+{
+	expect_error("web:\n  token: short\n", 2, "'token' must be at least 16 characters long");
+	expect_error("web:\n  token: \"0123456789 abcdef\"\n", 2, "'token' must be printable ASCII without spaces");
+	expect_error("web:\n  tls-cert: /etc/hostname\n", 2, "'tls-cert' and 'tls-key' go together: set both or neither");
+	expect_error("web:\n  tls-cert: /etc/hostname\n  tls-key: /nonexistent/key.pem\n", 3,
+	             "tls-key: /nonexistent/key.pem: No such file or directory");
+	expect_error("web:\n  query-log-size: 1000\n", 2, "'query-log-size' must be 0 or a power of two, such as 4096");
+	expect_error("web:\n  listen: [\"127.0.0.1:9053\", \"127.0.0.1:9053\"]\n", 2,
+	             "listen: '127.0.0.1:9053' is listed twice");
+	expect_error("web:\n  allow: [10.0.0.0/33]\n", 2, "network '10.0.0.0/33': prefix length out of range (0..32)");
+	expect_error("web:\n  max-connections: 0\n", 2, "'max-connections' must be between 1 and 1024");
+	expect_error("web:\n  colour: blue\n", 2, "unknown key 'colour' in section 'web'");
+}
+
+static void test_config_editable_source(void)
+{
+	char path[] = "/tmp/test_config_list_XXXXXX";
+	int fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	close(fd);
+	char yaml[512];
+	snprintf(yaml, sizeof yaml,
+	         "filter:\n  sources:\n    - name: mine\n      type: list\n      format: domains\n"
+	         "      editable: true\n      files: [%s]\n", path);
+	struct load l;
+	load_yaml(yaml, &l);
+	CU_ASSERT_EQUAL(l.rc, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l.cfg);
+	CU_ASSERT_TRUE(l.cfg->filter_sources[0].editable);
+	load_done(&l);
+	snprintf(yaml, sizeof yaml,
+	         "filter:\n  sources:\n    - name: mine\n      type: list\n      format: hosts\n"
+	         "      editable: true\n      files: [%s]\n", path);
+	expect_error(yaml, 6, "source 'mine': 'editable' needs 'format: domains'");
+	expect_error("filter:\n  sources:\n    - name: bl\n      type: dnsbl\n      zone: bl.example\n"
+	             "      editable: true\n",
+	             6, "'editable' does not apply to a dnsbl source");
+	unlink(path);
+}
+
 int main(void)
 {
 	static const struct {
@@ -1694,6 +1806,11 @@ int main(void)
 		void (*fn)(void);
 	} tests[] = {
 		TEST(test_config_loads_every_field),
+		TEST(test_config_web_defaults),
+		TEST(test_config_web_every_key),
+		TEST(test_config_web_listen_may_be_empty),
+		TEST(test_config_web_errors),
+		TEST(test_config_editable_source),
 		TEST(test_config_empty_file_gives_defaults),
 		TEST(test_config_comments_only_gives_defaults),
 		TEST(test_config_empty_sections_give_defaults),
