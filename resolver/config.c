@@ -115,6 +115,7 @@ static const struct config_key config_keys[] = {
 	{ "recursion", "max-waiters", CONFIG_KIND_NUMBER, CONFIG_OFF(max_waiters), "1", "1000000", "1000" },
 	{ "recursion", "outgoing-range", CONFIG_KIND_NUMBER, CONFIG_OFF(outgoing_range), "16", "65536", "4096" },
 	{ "recursion", "upstream-cache-size", CONFIG_KIND_SIZE, CONFIG_OFF(upstream_cache_bytes), "1M", "4G", "32M" },
+	{ "recursion", "resolver-threads", CONFIG_KIND_NUMBER, CONFIG_OFF(resolver_threads), "1", "16", "2" },
 
 	{ "cache", "directory", CONFIG_KIND_STRING, CONFIG_OFF(cache_dir), NULL, NULL, "./var/cache" },
 	{ "cache", "size", CONFIG_KIND_SIZE, CONFIG_OFF(cache_size), "1M", "1T", "256M" },
@@ -1866,6 +1867,15 @@ static void config_check_file(struct config_loader *ld, const char *name, const 
 		config_error(ld, line, "%s: %s: not a regular file", name, path);
 }
 
+static void config_check_present(struct config_loader *ld, const char *name, const char *path, unsigned line)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		config_error(ld, line, "%s: %s: %s", name, path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		config_error(ld, line, "%s: %s: not a regular file", name, path);
+}
+
 /* Whether the user (or, when group is true, the group) name exists: 1 or
  * 0, or -1 with errno when the lookup itself failed.  The reentrant calls,
  * since a reload may run while other threads look up names. */
@@ -1945,10 +1955,12 @@ static void config_check_web(struct config_loader *ld)
 		unsigned line = ld->key_line[cert] != 0 ? ld->key_line[cert] : ld->key_line[key];
 		config_error(ld, line, "'tls-cert' and 'tls-key' go together: set both or neither");
 	} else if (cfg->web_tls_cert != NULL) {
+		/* Only existence: the files are read at start, as root, and a
+		 * key readable by root alone must not fail a later reload. */
 		if (!ld->key_bad[cert])
-			config_check_file(ld, "tls-cert", cfg->web_tls_cert, ld->key_line[cert]);
+			config_check_present(ld, "tls-cert", cfg->web_tls_cert, ld->key_line[cert]);
 		if (!ld->key_bad[key])
-			config_check_file(ld, "tls-key", cfg->web_tls_key, ld->key_line[key]);
+			config_check_present(ld, "tls-key", cfg->web_tls_key, ld->key_line[key]);
 	}
 	/* The ring is indexed with a mask. */
 	unsigned n = cfg->web_query_log_size;

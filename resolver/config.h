@@ -131,6 +131,7 @@ struct config {
 	unsigned max_waiters;           /* clients coalesced on one question */
 	unsigned outgoing_range;
 	uint64_t upstream_cache_bytes;  /* libunbound's own message and RRset caches, each */
+	unsigned resolver_threads;      /* libunbound contexts, each on its own thread; questions sharded by hash */
 
 	/* cache: */
 	char *cache_dir;
