@@ -34,7 +34,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 B := build
 S := build/asan
 
-.PHONY: all run demo test unit integration bench bench-deps bench-cache bench-filter soak fuzz install clean deps
+.PHONY: all run demo test unit integration bench bench-deps bench-cache bench-stats bench-filter soak fuzz install clean deps
 all: $(B)/mxresolved $(B)/mxresolvectl
 
 deps:
@@ -116,6 +116,13 @@ $(B)/bench_cache: tests/bench/bench_cache.c cache/cache.c resolver/wire.c resolv
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -Iresolver -Icache -g $(OPT_CFLAGS) $(PKG_CFLAGS) -o $@ $^ -llmdb -lpthread
 bench-cache: $(B)/bench_cache
 	$(B)/bench_cache -n $(BENCH_CACHE_N)
+
+# The stats recorder alone, optimized, no sanitizers: ns per stats_record and per histogram add.
+$(B)/bench_stats: tests/bench/bench_stats.c resolver/stats.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -Iresolver -g $(OPT_CFLAGS) -o $@ $^ -lpthread
+bench-stats: $(B)/bench_stats
+	$(B)/bench_stats
 
 # The plain daemon under dnsperf for SOAK_SECONDS (default 600); fails if its RSS keeps growing.
 soak: bench-deps $(B)/mxresolved
