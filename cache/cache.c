@@ -11,6 +11,10 @@
  *   meta                   "format-version" -> u32 big-endian
  *                          "clean-shutdown" -> one byte, '0' while open, '1'
  *                          after cache_close
+ *                          "web.<anything>" -> up to 1 MiB of bytes the web
+ *                          module keeps across restarts (its time series);
+ *                          opaque here, written through cache_meta_put, and
+ *                          lost with the rest when a cache is set aside
  *
  * Key: the qname's labels in reverse order, each with its length byte,
  * lower-cased, without the root label, then qtype and qclass (2 bytes each,
@@ -51,7 +55,9 @@
  * same writer, which takes them together with the puts queued before them and
  * applies the puts first: so an older queued put can never bring back an
  * entry a flush removed.  The caller waits for its operation, like
- * cache_flush_writes.  Walks and cache_lookup need no writer: they run in the
+ * cache_flush_writes.  Meta writes (cache_meta_put) take the same road, so
+ * that the writer stays the only thread with a write transaction.  Walks,
+ * cache_lookup and cache_meta_get need no writer: they run in the
  * calling thread in read transactions of their own, and a walk lets go of its
  * snapshot every CACHE_WALK_CHUNK entries so that a slow consumer does not
  * pin old pages that the writer needs back.
@@ -155,11 +161,17 @@ struct cache_reader {
 	struct cache_touch ring[CACHE_RING_SIZE];
 };
 
-enum cache_op_kind { CACHE_OP_FLUSH_NAME, CACHE_OP_FLUSH_SUFFIX, CACHE_OP_FLUSH_PART };
+enum cache_op_kind {
+	CACHE_OP_FLUSH_NAME,
+	CACHE_OP_FLUSH_SUFFIX,
+	CACHE_OP_FLUSH_PART,
+	CACHE_OP_META_PUT
+};
 
-/* A flush handed to the writer.  It lives on the caller's stack: the caller
- * waits (under q_lock) until the writer sets done, and the writer does not
- * touch it after that. */
+/* A flush or meta write handed to the writer.  It lives on the caller's
+ * stack: the caller waits (under q_lock) until the writer sets done, and the
+ * writer does not touch it after that.  That wait is also why a meta write
+ * can point at the caller's key and value instead of copying them. */
 struct cache_op {
 	struct cache_op *next;
 	enum cache_op_kind kind;
@@ -167,6 +179,10 @@ struct cache_op {
 	int qtype;                      /* CACHE_OP_FLUSH_NAME: -1 = every type */
 	size_t name_len;                /* the name's labels in key form */
 	uint8_t name[CACHE_KEY_BUF];
+	const char *meta_key;           /* CACHE_OP_META_PUT */
+	size_t meta_key_len;
+	const void *meta_val;
+	size_t meta_val_len;
 	int result;
 	int done;
 };
@@ -1301,12 +1317,48 @@ static int cache_drop_part(struct cache *c, unsigned p, uint64_t *deleted)
 	return 0;
 }
 
-/* Carry out one flush; sets op->result. */
+/* Store one meta value.  A large value in a full map gets one round of
+ * eviction, as puts do: the time series must not be lost to answers. */
+static int cache_meta_write(struct cache *c, const struct cache_op *op)
+{
+	int rc = 0;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		MDB_txn *txn;
+		MDB_val k = { .mv_size = op->meta_key_len, .mv_data = (void *)op->meta_key };
+		MDB_val v = { .mv_size = op->meta_val_len, .mv_data = (void *)op->meta_val };
+		rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+		if (rc != 0)
+			return rc;
+		rc = mdb_put(txn, c->meta, &k, &v, 0);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc != MDB_MAP_FULL)
+			break;
+		cache_map_full(c);
+	}
+	if (rc == 0) {
+		atomic_fetch_add_explicit(&c->commits, 1, memory_order_relaxed);
+		c->dirty = 1;
+	}
+	return rc;
+}
+
+/* Carry out one flush or meta write; sets op->result. */
 static void cache_run_op(struct cache *c, struct cache_op *op)
 {
 	uint64_t deleted = 0;
 	int rc = 0;
 
+	if (op->kind == CACHE_OP_META_PUT) {
+		rc = cache_meta_write(c, op);
+		if (rc != 0)
+			cache_write_error(c, "meta write", rc);
+		op->result = rc == 0 ? 0 : -1;
+		return;
+	}
 	for (unsigned p = 0; p < CACHE_PART_COUNT && rc == 0; p++) {
 		switch (op->kind) {
 		case CACHE_OP_FLUSH_PART:
@@ -1328,6 +1380,8 @@ static void cache_run_op(struct cache *c, struct cache_op *op)
 			else
 				rc = cache_delete_range(c, p, op->name, op->name_len,
 				                        op->name_len + 4, &deleted);
+			break;
+		case CACHE_OP_META_PUT:
 			break;
 		}
 	}
@@ -2025,4 +2079,61 @@ void cache_set_quotas(struct cache *c, const uint64_t quota[CACHE_PART_COUNT])
 		             quota[p] ? quota[p] : c->max_bytes / 100 * cache_part_share[p]);
 	/* The writer applies them before its next transaction; wake it. */
 	cache_flush_writes(c);
+}
+
+/* ---- the meta database ---- */
+
+#define CACHE_META_PREFIX "web."
+#define CACHE_META_VALUE_MAX (1u << 20)
+
+int cache_meta_put(struct cache *c, const char *key, const void *val, size_t len)
+{
+	size_t plen = strlen(CACHE_META_PREFIX);
+	size_t klen = key ? strlen(key) : 0;
+
+	/* Only the web module's namespace: a caller must never be able to
+	 * overwrite format-version or clean-shutdown, which decide whether
+	 * the cache is trusted at the next open. */
+	if (c == NULL || klen <= plen || klen > CACHE_LMDB_KEY_MAX ||
+	    strncmp(key, CACHE_META_PREFIX, plen) != 0 || len > CACHE_META_VALUE_MAX ||
+	    (val == NULL && len > 0))
+		return -1;
+	struct cache_op op = { .kind = CACHE_OP_META_PUT, .meta_key = key, .meta_key_len = klen,
+	                       .meta_val = len ? val : "", .meta_val_len = len };
+	return cache_submit_op(c, &op);
+}
+
+uint8_t *cache_meta_get(struct cache *c, const char *key, size_t *len)
+{
+	MDB_txn *txn;
+	uint8_t *out = NULL;
+	size_t klen = key ? strlen(key) : 0;
+	int rc;
+
+	if (len)
+		*len = 0;
+	if (c == NULL || len == NULL || klen == 0 || klen > CACHE_LMDB_KEY_MAX)
+		return NULL;
+	rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0) {
+		log_warn("cache: meta read failed: %s", mdb_strerror(rc));
+		return NULL;
+	}
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	MDB_val v;
+	rc = mdb_get(txn, c->meta, &k, &v);
+	if (rc == 0) {
+		/* Copy inside the transaction: the pages may be reused by the
+		 * writer once it ends.  One byte more so that an empty value is
+		 * still a non-NULL "found". */
+		out = malloc(v.mv_size + 1);
+		if (out != NULL) {
+			memcpy(out, v.mv_data, v.mv_size);
+			*len = v.mv_size;
+		}
+	} else if (rc != MDB_NOTFOUND) {
+		log_warn("cache: meta read failed: %s", mdb_strerror(rc));
+	}
+	mdb_txn_abort(txn);
+	return out;
 }

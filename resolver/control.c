@@ -15,6 +15,12 @@
  *
  * Every send uses MSG_NOSIGNAL: a client that went away must not raise
  * SIGPIPE in the daemon.
+ *
+ * control_run is the same command path without the socket, for the web API
+ * in its own threads: one control_execute serves both, and each call gets
+ * its own struct control_env so that it shares no buffer with the control
+ * thread.  Access to the socket is decided by the file's mode; an in-process
+ * caller has already been let in by its own rules (the web token).
  */
 #include "control.h"
 
@@ -60,6 +66,16 @@
 	"usage: stats | cache dump [SUFFIX] | cache lookup NAME TYPE | cache flush NAME [TYPE] | "  \
 	"cache flush --suffix SUFFIX | cache flush --partition general|mail|dnsbl | lists reload"
 
+/* What the commands work on.  The socket thread keeps one for its life;
+ * control_run makes one per call, so that callers in other threads (the web
+ * server's) never share the lookup buffer with it or with each other. */
+struct control_env {
+	struct server *srv;     /* may be NULL: stats then shows the cache part only */
+	struct cache *cache;    /* may be NULL: cache commands answer "error: no cache" */
+	uint8_t *lookup_buf;    /* forms copied by cache_lookup; grown on demand */
+	size_t lookup_cap;
+};
+
 struct control {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int listen_fd;
@@ -68,10 +84,7 @@ struct control {
 	ino_t sock_ino;
 	bool started;
 	pthread_t thread;
-	struct server *srv;     /* may be NULL: stats then shows the cache part only */
-	struct cache *cache;
-	uint8_t *lookup_buf;    /* forms copied by cache_lookup; grown on demand */
-	size_t lookup_cap;
+	struct control_env env;
 };
 
 /* ------------------------------------------------------------------ */
@@ -142,6 +155,11 @@ static void reply_error(struct reply *r, const char *fmt, ...)
 	va_end(ap);
 	reply_reset(r);
 	reply_add(r, "error: %s\n", msg);
+}
+
+static void reply_too_long(struct reply *r)
+{
+	reply_error(r, "request line too long (max %d bytes)", CONTROL_LINE_MAX);
 }
 
 /* ------------------------------------------------------------------ */
@@ -454,17 +472,17 @@ static int64_t wall_now(void)
 	return (int64_t)time(NULL);
 }
 
-static void cmd_stats(struct control *ctl, struct reply *r)
+static void cmd_stats(struct control_env *env, struct reply *r)
 {
 	reply_add(r, "ok\n");
-	if (ctl->srv != NULL) {
+	if (env->srv != NULL) {
 		uint64_t v[STATS_COUNT], inflight = 0;
-		server_get_stats(ctl->srv, v, &inflight);
+		server_get_stats(env->srv, v, &inflight);
 		for (int i = 0; i < STATS_COUNT; i++)
 			reply_add(r, "%s %" PRIu64 "\n", stats_name((enum stats_counter)i), v[i]);
 		reply_add(r, "inflight %" PRIu64 "\n", inflight);
 		struct server_filter_stat fs[64];
-		unsigned n = server_filter_stats(ctl->srv, fs, 64);
+		unsigned n = server_filter_stats(env->srv, fs, 64);
 		for (unsigned i = 0; i < n; i++)
 			reply_add(r,
 			          "filter_%s_healthy %d\nfilter_%s_lookups %" PRIu64 "\nfilter_%s_listed %" PRIu64 "\n"
@@ -472,10 +490,10 @@ static void cmd_stats(struct control *ctl, struct reply *r)
 			          fs[i].name, fs[i].healthy ? 1 : 0, fs[i].name, fs[i].lookups, fs[i].name, fs[i].listed,
 			          fs[i].name, fs[i].errors, fs[i].name, fs[i].timeouts, fs[i].name, fs[i].blocked);
 	}
-	if (ctl->cache != NULL) {
+	if (env->cache != NULL) {
 		struct cache_stats st;
 		memset(&st, 0, sizeof st);
-		cache_get_stats(ctl->cache, &st);
+		cache_get_stats(env->cache, &st);
 		for (int p = 0; p < CACHE_PART_COUNT; p++)
 			reply_add(r, "cache_entries_%s %" PRIu64 "\n", control_part_names[p], st.entries[p]);
 		for (int p = 0; p < CACHE_PART_COUNT; p++)
@@ -524,7 +542,7 @@ static size_t name_arg(struct reply *r, const char *text, uint8_t *out)
 	return n;
 }
 
-static void cmd_dump(struct control *ctl, struct reply *r, int argc, char **argv)
+static void cmd_dump(struct control_env *env, struct reply *r, int argc, char **argv)
 {
 	uint8_t suffix[WIRE_MAX_NAME] = { 0 };
 	size_t suffix_len = 1; /* the root: everything */
@@ -536,7 +554,7 @@ static void cmd_dump(struct control *ctl, struct reply *r, int argc, char **argv
 		return;
 	struct dump_state d = { .r = r, .now = wall_now() };
 	reply_add(r, "ok\n");
-	if (cache_walk(ctl->cache, suffix, suffix_len, -1, d.now, dump_one, &d) < 0) {
+	if (cache_walk(env->cache, suffix, suffix_len, -1, d.now, dump_one, &d) < 0) {
 		reply_error(r, "cache walk failed");
 		return;
 	}
@@ -544,7 +562,7 @@ static void cmd_dump(struct control *ctl, struct reply *r, int argc, char **argv
 		reply_add(r, "... truncated\n");
 }
 
-static void cmd_lookup(struct control *ctl, struct reply *r, int argc, char **argv)
+static void cmd_lookup(struct control_env *env, struct reply *r, int argc, char **argv)
 {
 	uint8_t qname[WIRE_MAX_NAME];
 	size_t qname_len;
@@ -563,18 +581,18 @@ static void cmd_lookup(struct control *ctl, struct reply *r, int argc, char **ar
 	struct cache_record rec;
 	int rc;
 	for (;;) {
-		rc = cache_lookup(ctl->cache, qname, qname_len, (uint16_t)qtype, WIRE_CLASS_IN, now, &rec,
-		                  ctl->lookup_buf, ctl->lookup_cap);
+		rc = cache_lookup(env->cache, qname, qname_len, (uint16_t)qtype, WIRE_CLASS_IN, now, &rec,
+		                  env->lookup_buf, env->lookup_cap);
 		if (rc != -2)
 			break;
 		size_t need = (size_t)rec.full_len + rec.plain_len;
-		uint8_t *nb = realloc(ctl->lookup_buf, need);
+		uint8_t *nb = realloc(env->lookup_buf, need);
 		if (nb == NULL) {
 			reply_error(r, "out of memory");
 			return;
 		}
-		ctl->lookup_buf = nb;
-		ctl->lookup_cap = need;
+		env->lookup_buf = nb;
+		env->lookup_cap = need;
 	}
 	if (rc != 0) {
 		reply_error(r, "not cached");
@@ -595,7 +613,7 @@ static int part_parse(const char *s)
 	return -1;
 }
 
-static void cmd_flush(struct control *ctl, struct reply *r, int argc, char **argv)
+static void cmd_flush(struct control_env *env, struct reply *r, int argc, char **argv)
 {
 	uint8_t name[WIRE_MAX_NAME];
 	size_t name_len;
@@ -611,14 +629,14 @@ static void cmd_flush(struct control *ctl, struct reply *r, int argc, char **arg
 		}
 		if ((name_len = name_arg(r, argv[3], name)) == 0)
 			return;
-		n = cache_flush_suffix(ctl->cache, name, name_len);
+		n = cache_flush_suffix(env->cache, name, name_len);
 	} else if (strcmp(argv[2], "--partition") == 0) {
 		int p = argc == 4 ? part_parse(argv[3]) : -1;
 		if (p < 0) {
 			reply_error(r, "usage: cache flush --partition general|mail|dnsbl");
 			return;
 		}
-		n = cache_flush_partition(ctl->cache, (enum cache_partition)p);
+		n = cache_flush_partition(env->cache, (enum cache_partition)p);
 	} else if (argv[2][0] == '-') {
 		reply_error(r, "unknown option '%s'; usage: cache flush NAME [TYPE] | --suffix SUFFIX | "
 		               "--partition general|mail|dnsbl", argv[2]);
@@ -631,7 +649,7 @@ static void cmd_flush(struct control *ctl, struct reply *r, int argc, char **arg
 			reply_error(r, "invalid type '%s'", argv[3]);
 			return;
 		}
-		n = cache_flush_name(ctl->cache, name, name_len, qtype);
+		n = cache_flush_name(env->cache, name, name_len, qtype);
 	}
 	if (n < 0) {
 		reply_error(r, "flush failed");
@@ -654,9 +672,11 @@ static int split_words(char *line, char **argv, int max)
 	return argc;
 }
 
-/* Carry out one request line (NUL-terminated, no newline) into r. */
-static void control_execute(struct control *ctl, const char *line, struct reply *r, uid_t peer_uid,
-                            pid_t peer_pid)
+/* Carry out one request line (NUL-terminated, no newline, at most
+ * CONTROL_LINE_MAX bytes) into r.  who names the requester in the log lines
+ * of commands that change something.  This is the one place both the
+ * socket and control_run go through, so the two cannot drift apart. */
+static void control_execute(struct control_env *env, const char *line, struct reply *r, const char *who)
 {
 	char copy[CONTROL_LINE_MAX + 2];
 	char *argv[CONTROL_MAX_ARGS];
@@ -672,14 +692,14 @@ static void control_execute(struct control *ctl, const char *line, struct reply 
 		return;
 	}
 	if (strcmp(argv[0], "stats") == 0 && argc == 1) {
-		cmd_stats(ctl, r);
+		cmd_stats(env, r);
 		return;
 	}
 	if (strcmp(argv[0], "lists") == 0 && argc == 2 && strcmp(argv[1], "reload") == 0) {
 		char err[512];
-		log_info("control: uid %ld pid %ld: %s", (long)peer_uid, (long)peer_pid, line);
-		if (ctl->srv == NULL || server_reload_lists(ctl->srv, err, sizeof err) < 0)
-			reply_error(r, "%s", ctl->srv == NULL ? "no server" : err);
+		log_info("control: %s: %s", who, line);
+		if (env->srv == NULL || server_reload_lists(env->srv, err, sizeof err) < 0)
+			reply_error(r, "%s", env->srv == NULL ? "no server" : err);
 		else
 			reply_add(r, "ok\n");
 		return;
@@ -692,18 +712,18 @@ static void control_execute(struct control *ctl, const char *line, struct reply 
 		bool dump = strcmp(argv[1], "dump") == 0, lookup = strcmp(argv[1], "lookup") == 0,
 		     flush = strcmp(argv[1], "flush") == 0;
 		if (dump || lookup || flush) {
-			if (ctl->cache == NULL) {
+			if (env->cache == NULL) {
 				reply_error(r, "no cache");
 				return;
 			}
 			if (flush) {
 				/* Changes are worth a log line naming who asked. */
-				log_info("control: uid %ld pid %ld: %s", (long)peer_uid, (long)peer_pid, line);
-				cmd_flush(ctl, r, argc, argv);
+				log_info("control: %s: %s", who, line);
+				cmd_flush(env, r, argc, argv);
 			} else if (dump) {
-				cmd_dump(ctl, r, argc, argv);
+				cmd_dump(env, r, argc, argv);
 			} else {
-				cmd_lookup(ctl, r, argc, argv);
+				cmd_lookup(env, r, argc, argv);
 			}
 			return;
 		}
@@ -830,12 +850,15 @@ static void serve_connection(struct control *ctl, int fd, struct reply *r)
 	int l = read_line(ctl, fd, line, sizeof line);
 	if (l == -3)
 		return;
-	if (l == -1)
+	if (l == -1) {
 		reply_error(r, "timed out reading the request (%d ms)", CONTROL_READ_TIMEOUT_MS);
-	else if (l == -2)
-		reply_error(r, "request line too long (max %d bytes)", CONTROL_LINE_MAX);
-	else
-		control_execute(ctl, line, r, cred.uid, cred.pid);
+	} else if (l == -2) {
+		reply_too_long(r);
+	} else {
+		char who[64];
+		snprintf(who, sizeof who, "uid %ld pid %ld", (long)cred.uid, (long)cred.pid);
+		control_execute(&ctl->env, line, r, who);
+	}
 	if (r->oom) {
 		reply_reset(r);
 		/* A small static reply cannot fail the way the big one did. */
@@ -970,9 +993,9 @@ struct control *control_new(const struct config *cfg, uid_t owner, gid_t group, 
 		snprintf(err, errlen, "control: eventfd: %s", strerror(errno));
 		goto fail_unlink;
 	}
-	ctl->lookup_cap = 2 * 65536;
-	ctl->lookup_buf = malloc(ctl->lookup_cap);
-	if (ctl->lookup_buf == NULL) {
+	ctl->env.lookup_cap = 2 * 65536;
+	ctl->env.lookup_buf = malloc(ctl->env.lookup_cap);
+	if (ctl->env.lookup_buf == NULL) {
 		snprintf(err, errlen, "control: out of memory");
 		goto fail_unlink;
 	}
@@ -995,8 +1018,8 @@ int control_start(struct control *ctl, struct server *srv, struct cache *cache, 
 		snprintf(err, errlen, "control: not created or already started");
 		return -1;
 	}
-	ctl->srv = srv;
-	ctl->cache = cache;
+	ctl->env.srv = srv;
+	ctl->env.cache = cache;
 	int rc = pthread_create(&ctl->thread, NULL, control_thread, ctl);
 	if (rc != 0) {
 		snprintf(err, errlen, "control: pthread_create: %s", strerror(rc));
@@ -1023,6 +1046,33 @@ void control_free(struct control *ctl)
 		unlink(ctl->path);
 	close(ctl->listen_fd);
 	close(ctl->stop_fd);
-	free(ctl->lookup_buf);
+	free(ctl->env.lookup_buf);
 	free(ctl);
+}
+
+char *control_run(struct server *srv, struct cache *cache, const char *line)
+{
+	struct control_env env = { .srv = srv, .cache = cache };
+	struct reply r = { 0 };
+	char buf[CONTROL_LINE_MAX + 1];
+
+	/* The same framing as read_line: the line ends at a newline, its
+	 * length is checked before a trailing CR is dropped. */
+	size_t l = line ? strcspn(line, "\n") : 0;
+	if (l > CONTROL_LINE_MAX) {
+		reply_too_long(&r);
+	} else {
+		if (l > 0 && line[l - 1] == '\r')
+			l--;
+		if (l > 0)
+			memcpy(buf, line, l);
+		buf[l] = '\0';
+		control_execute(&env, buf, &r, "in-process request");
+	}
+	free(env.lookup_buf);
+	if (r.oom || r.p == NULL) {
+		free(r.p);
+		return NULL;
+	}
+	return r.p;
 }

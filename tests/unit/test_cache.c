@@ -1614,6 +1614,170 @@ static void test_cache_lookup_small_buffer(void)
 	tmp_teardown();
 }
 
+/* ---- the meta database ---- */
+
+static void test_cache_meta_put_get_roundtrip(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	uint8_t val[300];
+	for (size_t i = 0; i < sizeof val; i++)
+		val[i] = (uint8_t)(i * 7);
+	/* Binary values with NULs inside come back byte for byte. */
+	CU_ASSERT(cache_meta_put(c, "web.series.hour", val, sizeof val) == 0);
+	size_t len = 0;
+	uint8_t *got = cache_meta_get(c, "web.series.hour", &len);
+	CU_ASSERT_FATAL(got != NULL);
+	CU_ASSERT(len == sizeof val);
+	CU_ASSERT(memcmp(got, val, sizeof val) == 0);
+	free(got);
+	/* An empty value is stored and found, not taken for "none". */
+	CU_ASSERT(cache_meta_put(c, "web.empty", NULL, 0) == 0);
+	len = 99;
+	got = cache_meta_get(c, "web.empty", &len);
+	CU_ASSERT(got != NULL);
+	CU_ASSERT(len == 0);
+	free(got);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_meta_put_overwrites(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT(cache_meta_put(c, "web.k", "a longer first value", 20) == 0);
+	CU_ASSERT(cache_meta_put(c, "web.k", "short", 5) == 0);
+	size_t len = 0;
+	uint8_t *got = cache_meta_get(c, "web.k", &len);
+	CU_ASSERT_FATAL(got != NULL);
+	CU_ASSERT(len == 5 && memcmp(got, "short", 5) == 0);
+	free(got);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_meta_get_missing_is_null(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	size_t len = 42;
+	CU_ASSERT(cache_meta_get(c, "web.nothing", &len) == NULL);
+	CU_ASSERT(len == 0);
+	CU_ASSERT(cache_meta_get(c, "", &len) == NULL);
+	/* A key that is a prefix of a stored one is another key. */
+	CU_ASSERT(cache_meta_put(c, "web.abc", "x", 1) == 0);
+	CU_ASSERT(cache_meta_get(c, "web.ab", &len) == NULL);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_meta_put_rejects_reserved_and_oversize(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT(cache_meta_put(c, "", "x", 1) == -1);
+	CU_ASSERT(cache_meta_put(c, NULL, "x", 1) == -1);
+	CU_ASSERT(cache_meta_put(c, "web.", "x", 1) == -1);
+	CU_ASSERT(cache_meta_put(c, "web", "x", 1) == -1);
+	CU_ASSERT(cache_meta_put(c, "WEB.x", "x", 1) == -1);
+	CU_ASSERT(cache_meta_put(c, "format-version", "\0\0\0\1", 4) == -1);
+	CU_ASSERT(cache_meta_put(c, "clean-shutdown", "1", 1) == -1);
+
+	size_t big = (1u << 20) + 1;
+	uint8_t *buf = calloc(1, big);
+	CU_ASSERT_FATAL(buf != NULL);
+	CU_ASSERT(cache_meta_put(c, "web.big", buf, big) == -1);
+	size_t len;
+	CU_ASSERT(cache_meta_get(c, "web.big", &len) == NULL);
+	/* Exactly 1 MiB is allowed. */
+	buf[0] = 1;
+	buf[big - 2] = 2;
+	CU_ASSERT(cache_meta_put(c, "web.big", buf, big - 1) == 0);
+	uint8_t *got = cache_meta_get(c, "web.big", &len);
+	CU_ASSERT(got != NULL && len == big - 1 && got[0] == 1 && got[big - 2] == 2);
+	free(got);
+	free(buf);
+
+	/* The cache's own keys are untouched and still readable. */
+	got = cache_meta_get(c, "format-version", &len);
+	CU_ASSERT(got != NULL && len == 4);
+	free(got);
+	cache_close(c);
+
+	/* And the next open trusts the cache as before. */
+	c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	CU_ASSERT(st.set_aside == 0);
+	cache_close(c);
+	CU_ASSERT(count_bad_dirs() == 0);
+	tmp_teardown();
+}
+
+static void test_cache_meta_survives_close_open(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	/* Mixed with queued puts, which must not disturb it either way. */
+	int64_t now = time(NULL);
+	struct test_rec t;
+	make_rec(&t, 31, 40, 40, now, 600, CACHE_PART_GENERAL);
+	CU_ASSERT(put_name(c, "meta.example.com", 1, &t.rec) == 0);
+	CU_ASSERT(cache_meta_put(c, "web.timeseries", "points", 6) == 0);
+	cache_close(c);
+
+	c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	size_t len = 0;
+	uint8_t *got = cache_meta_get(c, "web.timeseries", &len);
+	CU_ASSERT_FATAL(got != NULL);
+	CU_ASSERT(len == 6 && memcmp(got, "points", 6) == 0);
+	free(got);
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	CU_ASSERT(st.set_aside == 0);
+	CU_ASSERT(st.entries[CACHE_PART_GENERAL] == 1);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_meta_gone_after_set_aside(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT(cache_meta_put(c, "web.timeseries", "old", 3) == 0);
+	cache_close(c);
+
+	MDB_env *env = raw_open();
+	CU_ASSERT_FATAL(env != NULL);
+	const uint8_t ver[4] = { 0, 0, 3, 231 };
+	CU_ASSERT(raw_put(env, "meta", "format-version", 14, ver, 4) == 0);
+	mdb_env_close(env);
+
+	c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	CU_ASSERT(st.set_aside == 1);
+	size_t len = 0;
+	CU_ASSERT(cache_meta_get(c, "web.timeseries", &len) == NULL);
+	/* The new cache takes web keys again. */
+	CU_ASSERT(cache_meta_put(c, "web.timeseries", "new", 3) == 0);
+	uint8_t *got = cache_meta_get(c, "web.timeseries", &len);
+	CU_ASSERT(got != NULL && len == 3 && memcmp(got, "new", 3) == 0);
+	free(got);
+	cache_close(c);
+	tmp_teardown();
+}
+
 int main(void)
 {
 	/* TEST_CACHE_DEBUG=1 shows the cache's debug lines (evictions, map full). */
@@ -1661,6 +1825,13 @@ int main(void)
 	            test_cache_flush_after_queued_put_wins);
 	CU_add_test(s, "test_cache_lookup_copies_record", test_cache_lookup_copies_record);
 	CU_add_test(s, "test_cache_lookup_small_buffer", test_cache_lookup_small_buffer);
+	CU_add_test(s, "test_cache_meta_put_get_roundtrip", test_cache_meta_put_get_roundtrip);
+	CU_add_test(s, "test_cache_meta_put_overwrites", test_cache_meta_put_overwrites);
+	CU_add_test(s, "test_cache_meta_get_missing_is_null", test_cache_meta_get_missing_is_null);
+	CU_add_test(s, "test_cache_meta_put_rejects_reserved_and_oversize",
+	            test_cache_meta_put_rejects_reserved_and_oversize);
+	CU_add_test(s, "test_cache_meta_survives_close_open", test_cache_meta_survives_close_open);
+	CU_add_test(s, "test_cache_meta_gone_after_set_aside", test_cache_meta_gone_after_set_aside);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed();

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -833,6 +834,198 @@ static void test_control_socket_mode_and_stale_file(void)
 	teardown();
 }
 
+/* ------------------------------------------------------------------ */
+/* control_run: the same commands without the socket */
+
+/* control_run's reply must equal the socket's for the same line.  The TTL
+ * column may tick between the two requests, so a few tries are allowed. */
+static int same_as_socket(struct server *srv, const char *line)
+{
+	for (int i = 0; i < 3; i++) {
+		char *a = control_run(srv, cache, line);
+		char *b = request(line);
+		int same = a != NULL && strcmp(a, b) == 0;
+		if (!same && i == 2)
+			fprintf(stderr, "control_run: %s\nsocket: %s\n", a ? a : "(null)", b);
+		free(a);
+		free(b);
+		if (same)
+			return 1;
+	}
+	return 0;
+}
+
+static void test_control_run_lookup_matches_socket(void)
+{
+	setup(NULL);
+	struct dump_line d;
+	char *r = control_run(NULL, cache, "cache lookup www.example.com A");
+	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT(strncmp(r, "ok\n", 3) == 0);
+	CU_ASSERT(find_dump_line(r, "www.example.com.", "A", &d));
+	CU_ASSERT_STRING_EQUAL(d.part, "general");
+	CU_ASSERT(has_line(r, ";; answer"));
+	CU_ASSERT(has_line(r, "www.example.com. 300 IN A 192.0.2.1") ||
+	          has_line(r, "www.example.com. 299 IN A 192.0.2.1"));
+	free(r);
+	CU_ASSERT(same_as_socket(NULL, "cache lookup nx.example.com A"));
+	CU_ASSERT(same_as_socket(NULL, "cache lookup example.org TXT"));
+	CU_ASSERT(same_as_socket(NULL, "cache dump example.com"));
+	CU_ASSERT(same_as_socket(NULL, "cache lookup www.example.com MX"));
+	CU_ASSERT(same_as_socket(NULL, "help"));
+	r = control_run(NULL, cache, "cache lookup www.example.com MX");
+	CU_ASSERT_STRING_EQUAL(r, "error: not cached\n");
+	free(r);
+	teardown();
+}
+
+static void test_control_run_flush_then_lookup_misses(void)
+{
+	setup(NULL);
+	char *r = control_run(NULL, cache, "cache flush www.example.com A");
+	CU_ASSERT_STRING_EQUAL(r, "ok\nflushed 1\n");
+	free(r);
+	r = control_run(NULL, cache, "cache lookup www.example.com A");
+	CU_ASSERT_STRING_EQUAL(r, "error: not cached\n");
+	free(r);
+	/* The socket sees the same cache. */
+	r = request("cache lookup www.example.com A");
+	CU_ASSERT_STRING_EQUAL(r, "error: not cached\n");
+	free(r);
+	r = control_run(NULL, cache, "cache flush --suffix example.com");
+	CU_ASSERT_STRING_EQUAL(r, "ok\nflushed 5\n");
+	free(r);
+	r = control_run(NULL, cache, "cache flush --partition dnsbl");
+	CU_ASSERT_STRING_EQUAL(r, "ok\nflushed 1\n");
+	free(r);
+	r = control_run(NULL, cache, "cache dump");
+	CU_ASSERT_EQUAL(count_lines(r), 1 + 3);
+	free(r);
+	teardown();
+}
+
+static void test_control_run_rejects_bad_requests(void)
+{
+	setup(NULL);
+	char *r = control_run(NULL, cache, "frobnicate now");
+	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT(strncmp(r, "error: unknown command 'frobnicate now'", 39) == 0);
+	CU_ASSERT(strstr(r, "usage:") != NULL);
+	CU_ASSERT_EQUAL(count_lines(r), 1);
+	free(r);
+	CU_ASSERT(same_as_socket(NULL, "frobnicate now"));
+	CU_ASSERT(same_as_socket(NULL, "cache lookup a..b A"));
+	CU_ASSERT(same_as_socket(NULL, "cache flush --bogus x"));
+	r = control_run(NULL, cache, "");
+	CU_ASSERT(strncmp(r, "error: empty request", 20) == 0);
+	free(r);
+	r = control_run(NULL, cache, NULL);
+	CU_ASSERT(r != NULL && strncmp(r, "error: empty request", 20) == 0);
+	free(r);
+
+	/* The socket's framing: too long is an error, a newline ends the
+	 * line and a CR before it is dropped. */
+	char *big = malloc(5001);
+	CU_ASSERT_FATAL(big != NULL);
+	memset(big, 'x', 5000);
+	big[5000] = '\0';
+	r = control_run(NULL, cache, big);
+	CU_ASSERT_STRING_EQUAL(r, "error: request line too long (max 1024 bytes)\n");
+	free(r);
+	free(big);
+	r = control_run(NULL, cache, "cache flush --partition dnsbl\r\ncache flush --partition mail\n");
+	CU_ASSERT_STRING_EQUAL(r, "ok\nflushed 1\n");
+	free(r);
+	r = control_run(NULL, cache, "stats");
+	CU_ASSERT(has_line(r, "cache_entries_mail 3"));
+	CU_ASSERT(has_line(r, "cache_entries_dnsbl 0"));
+	free(r);
+	teardown();
+}
+
+static void test_control_run_with_server_and_without_cache(void)
+{
+	setup(FAKE_SERVER);
+	char *r = control_run(FAKE_SERVER, cache, "stats");
+	char want[128];
+	CU_ASSERT(strncmp(r, "ok\n", 3) == 0);
+	snprintf(want, sizeof want, "%s %llu", stats_name((enum stats_counter)0),
+	         (unsigned long long)fake_value(0));
+	CU_ASSERT(has_line(r, want));
+	snprintf(want, sizeof want, "inflight %u", FAKE_INFLIGHT);
+	CU_ASSERT(has_line(r, want));
+	CU_ASSERT(has_line(r, "cache_entries_general 6"));
+	CU_ASSERT(has_line(r, "filter_zen_blocked 3"));
+	free(r);
+	r = control_run(FAKE_SERVER, cache, "lists reload");
+	CU_ASSERT_STRING_EQUAL(r, "error: test double: no lists\n");
+	free(r);
+	r = control_run(NULL, cache, "lists reload");
+	CU_ASSERT_STRING_EQUAL(r, "error: no server\n");
+	free(r);
+	r = control_run(FAKE_SERVER, NULL, "cache dump");
+	CU_ASSERT_STRING_EQUAL(r, "error: no cache\n");
+	free(r);
+	r = control_run(NULL, NULL, "stats");
+	CU_ASSERT_STRING_EQUAL(r, "ok\n");
+	free(r);
+	teardown();
+}
+
+static void test_control_run_needs_no_control_socket(void)
+{
+	setup(NULL);
+	control_free(ctl);
+	ctl = NULL;
+	char *r = control_run(NULL, cache, "cache lookup example.com MX");
+	CU_ASSERT(r != NULL && strstr(r, " IN MX 10 mail.example.com.\n") != NULL);
+	free(r);
+	r = control_run(NULL, cache, "cache flush example.com MX");
+	CU_ASSERT_STRING_EQUAL(r, "ok\nflushed 1\n");
+	free(r);
+	teardown();
+}
+
+struct run_thread {
+	int ok;
+};
+
+static void *run_thread_main(void *arg)
+{
+	struct run_thread *t = arg;
+	t->ok = 1;
+	for (int i = 0; i < 50; i++) {
+		char *r = control_run(NULL, cache, i % 2 ? "cache lookup mail.example.com AAAA" :
+		                                           "cache lookup _25._tcp.mail.example.com TLSA");
+		if (r == NULL || strncmp(r, "ok\n", 3) != 0 ||
+		    strstr(r, i % 2 ? " IN AAAA 2001:db8::25\n" : " IN TLSA 3 1 1 ABCDEF01\n") == NULL)
+			t->ok = 0;
+		free(r);
+	}
+	return NULL;
+}
+
+/* Web threads call control_run at the same time as each other and as the
+ * control thread: each call must have buffers of its own. */
+static void test_control_run_from_several_threads(void)
+{
+	setup(NULL);
+	pthread_t th[4];
+	struct run_thread st[4];
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT_FATAL(pthread_create(&th[i], NULL, run_thread_main, &st[i]) == 0);
+	for (int i = 0; i < 10; i++) {
+		char *r = request("cache lookup example.com MX");
+		CU_ASSERT(strstr(r, " IN MX 10 mail.example.com.\n") != NULL);
+		free(r);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CU_ASSERT(st[i].ok);
+	}
+	teardown();
+}
+
 int main(void)
 {
 	log_set_level(getenv("TEST_CONTROL_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN);
@@ -859,6 +1052,13 @@ int main(void)
 	            test_control_free_does_not_wait_for_a_silent_client);
 	CU_add_test(s, "test_control_overlong_line_is_rejected_cleanly", test_control_overlong_line_is_rejected_cleanly);
 	CU_add_test(s, "test_control_socket_mode_and_stale_file", test_control_socket_mode_and_stale_file);
+	CU_add_test(s, "test_control_run_lookup_matches_socket", test_control_run_lookup_matches_socket);
+	CU_add_test(s, "test_control_run_flush_then_lookup_misses", test_control_run_flush_then_lookup_misses);
+	CU_add_test(s, "test_control_run_rejects_bad_requests", test_control_run_rejects_bad_requests);
+	CU_add_test(s, "test_control_run_with_server_and_without_cache",
+	            test_control_run_with_server_and_without_cache);
+	CU_add_test(s, "test_control_run_needs_no_control_socket", test_control_run_needs_no_control_socket);
+	CU_add_test(s, "test_control_run_from_several_threads", test_control_run_from_several_threads);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed();
