@@ -49,7 +49,8 @@ start_daemon() {
 	"$DAEMON" -c "$CONF" 2>>"$LOG" &
 	DAEMON_PID=$!
 	for _ in $(seq 1 100); do
-		if grep -q "ready" "$LOG"; then return 0; fi
+		# The whole phrase: "ready" alone is in "Address already in use".
+		if grep -q "mxresolved .* ready: " "$LOG"; then return 0; fi
 		kill -0 "$DAEMON_PID" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -73,10 +74,15 @@ sanitizer_clean() {
 	! grep -E "runtime error|AddressSanitizer|LeakSanitizer" "$LOG"
 }
 
-# A config from the test-bed template, with the run's cache dir and port.
+# A config from the test-bed template, with the run's cache dir and port;
+# its web server listens on $ADDR:8053.  --no-web leaves the template's web
+# section out, for a script that appends its own.
 write_config() {
 	sed -e "s|@TESTBED_DIR@|$TESTBED_DIR|g" -e "s|@CACHE_DIR@|$CACHE_DIR|g" -e "s|@PORT@|$PORT|g" \
 		-e "s|127.0.10.53:|$ADDR:|" "$ROOT/tests/testbed/mxresolved-testbed.yaml.in" > "$CONF"
+	if [ "${1:-}" = "--no-web" ]; then
+		sed -i '/^web:/,$d' "$CONF"
+	fi
 }
 
 start_testbed() {

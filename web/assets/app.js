@@ -578,6 +578,7 @@
     $('client-hint').hidden = false;
     $('client-close').hidden = true;
     setText('client-title', '');
+    noteError('client', null);
     if (location.hash.startsWith('#client=')) history.replaceState(null, '', location.pathname + location.search);
   }
 
@@ -606,7 +607,7 @@
           minitile('blocked', fmtInt(c.blocked)),
           minitile('NXDOMAIN', fmtInt(c.nxdomain)),
           minitile('SERVFAIL', fmtInt(c.servfail)));
-        setText('client-status', 'Counters since start (this client is among the tracked busiest clients).');
+        setText('client-status', 'Counters since start; this client is among the tracked busiest clients (queries is a Space-Saving estimate).');
       } else {
         box.replaceChildren();
         setText('client-status', 'No counters: not among the tracked clients. Its recent queries, if any, are below.');
@@ -724,7 +725,7 @@
         },
         plugins: {
           legend: {
-            display: series.length > 1,
+            display: true,
             position: 'top',
             align: 'end',
             labels: { color: text, boxWidth: 12, boxHeight: 2, padding: 8, font: { size: 11 } },
