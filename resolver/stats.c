@@ -666,8 +666,19 @@ void stats_recorder_free(struct stats_recorder *r)
 #define STATS_RCODE_SERVFAIL 2
 #define STATS_RCODE_NXDOMAIN 3
 
+void stats_answers_merge(const struct stats_recorder *const *r, size_t n, uint64_t out[STATS_RCODES])
+{
+	for (size_t c = 0; c < STATS_RCODES; c++)
+		out[c] = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t c = 0; c < STATS_RCODES; c++)
+			out[c] += atomic_load_explicit(&r[i]->answers[c], memory_order_relaxed);
+}
+
 void stats_record(struct stats_recorder *r, const struct stats_event *ev)
 {
+	_Atomic uint64_t *answered = &r->answers[ev->rcode & (STATS_RCODES - 1)];
+	atomic_store_explicit(answered, atomic_load_explicit(answered, memory_order_relaxed) + 1, memory_order_relaxed);
 	if (ev->flags & STATS_QLOG_CACHED)
 		stats_hist_add(&r->latency[STATS_LAT_HIT], ev->latency_us);
 	else if (ev->flags & STATS_QLOG_RECURSED)

@@ -231,8 +231,11 @@ size_t stats_qlog_read(const struct stats_qlog *q, struct stats_qlog_entry *out,
 
 enum stats_latency { STATS_LAT_HIT = 0, STATS_LAT_RECURSION, STATS_LAT_COUNT };
 
+#define STATS_RCODES 16         /* the header's four bits */
+
 struct stats_recorder {
 	struct stats_hist latency[STATS_LAT_COUNT];
+	_Atomic uint64_t answers[STATS_RCODES]; /* answers sent, by rcode */
 	struct stats_topk *top[STATS_TOP_COUNT];
 	struct stats_qlog qlog;
 	bool anonymize;
@@ -256,7 +259,10 @@ struct stats_event {
 int stats_recorder_init(struct stats_recorder *r, uint32_t qlog_size, bool anonymize);
 void stats_recorder_free(struct stats_recorder *r);
 
-/* Record ev: latency into the hit histogram (CACHED) or the recursion
+/* Sum the answers[] of n recorders into out[STATS_RCODES] (overwritten).  Any thread. */
+void stats_answers_merge(const struct stats_recorder *const *r, size_t n, uint64_t out[STATS_RCODES]);
+
+/* Record ev: its rcode into answers[], latency into the hit histogram (CACHED) or the recursion
  * histogram (RECURSED, not CACHED), the name into the top names (and top
  * blocked when BLOCKED), the client into the top clients with its extra
  * counters, and the entry into the query log.  Only r's owner thread. */

@@ -60,8 +60,11 @@ struct web_listener {
 
 /* What the sampler reads each second: enough to compute rates and
  * latency over any interval by difference. */
+#define WEB_RCODE_SERVFAIL 2
+
 struct web_sample {
 	uint64_t counter[STATS_COUNT];
+	uint64_t answers[STATS_RCODES];
 	struct stats_hist_snapshot lat[STATS_LAT_COUNT];
 	struct timespec mono;
 	int64_t wall;
@@ -187,6 +190,7 @@ static void take_sample(struct web *w, struct web_sample *s)
 	for (unsigned i = 0; i < n; i++)
 		for (int k = 0; k < STATS_LAT_COUNT; k++)
 			stats_hist_accumulate(&r[i]->latency[k], &s->lat[k]);
+	stats_answers_merge(r, n, s->answers);
 	clock_gettime(CLOCK_MONOTONIC, &s->mono);
 	s->wall = (int64_t)time(NULL);
 }
@@ -207,8 +211,12 @@ static void rates_between(const struct web_sample *now, const struct web_sample 
 	r->qps = (double)delta(now, before, STATS_QUERIES) / dt;
 	r->hit_ratio = hits + misses ? (double)hits / (double)(hits + misses) : 0.0;
 	r->blocked_ps = (double)delta(now, before, STATS_BLOCKED) / dt;
-	r->servfail_ps = (double)(delta(now, before, STATS_SERVFAIL) + delta(now, before, STATS_TIMEOUTS) +
-	                          delta(now, before, STATS_OVERLOAD)) / dt;
+	/* Every SERVFAIL sent, whatever its cause: failed resolutions, client
+	 * deadlines, overload, and SERVFAILs remembered in the cache. */
+	uint64_t servfails = now->answers[WEB_RCODE_SERVFAIL] >= before->answers[WEB_RCODE_SERVFAIL]
+	                         ? now->answers[WEB_RCODE_SERVFAIL] - before->answers[WEB_RCODE_SERVFAIL]
+	                         : 0;
+	r->servfail_ps = (double)servfails / dt;
 	r->stale_ps = (double)delta(now, before, STATS_STALE_SERVED) / dt;
 }
 
@@ -517,6 +525,7 @@ static void snapshot(struct web *w, struct web_snapshot *s, struct web_filter *f
 	for (unsigned i = 0; i < n; i++)
 		for (int k = 0; k < STATS_LAT_COUNT; k++)
 			stats_hist_accumulate(&r[i]->latency[k], &s->latency[k]);
+	stats_answers_merge(r, n, s->answers);
 	pthread_mutex_lock(&w->lock);
 	s->rates = w->rates;
 	pthread_mutex_unlock(&w->lock);

@@ -295,6 +295,12 @@ char *web_render_stats(const struct web_snapshot *s)
 		jset(c, stats_name((enum stats_counter)i), jint(s->counter[i]), &bad);
 	jset(root, "counters", c, &bad);
 	jset(root, "inflight", jint(s->inflight), &bad);
+	json_t *by_rcode = json_object();
+	for (unsigned rc = 0; rc < STATS_RCODES; rc++) {
+		char buf[16];
+		jset(by_rcode, web_rcode_name(rc, buf, sizeof buf), jint(s->answers[rc]), &bad);
+	}
+	jset(root, "answers", by_rcode, &bad);
 
 	uint64_t hits = s->counter[STATS_CACHE_HITS], misses = s->counter[STATS_CACHE_MISSES];
 	jset(root, "hit_ratio", jreal(hits + misses ? (double)hits / (double)(hits + misses) : 0.0), &bad);
@@ -833,6 +839,13 @@ char *web_render_metrics(const struct web_snapshot *s)
 	            "Time from a query's arrival to its answer, by how it was answered.");
 	prom_hist(&b, "cache_hit", &s->latency[STATS_LAT_HIT]);
 	prom_hist(&b, "recursion", &s->latency[STATS_LAT_RECURSION]);
+
+	prom_family(&b, "mxresolved_answers_total", "counter", "Answers sent, by response code.");
+	for (unsigned rc = 0; rc < STATS_RCODES; rc++) {
+		char buf[16];
+		tb_printf(&b, "mxresolved_answers_total{rcode=\"%s\"} %" PRIu64 "\n", web_rcode_name(rc, buf, sizeof buf),
+		          s->answers[rc]);
+	}
 
 	prom_family(&b, "mxresolved_inflight_recursions", "gauge", "Questions being resolved now.");
 	tb_printf(&b, "mxresolved_inflight_recursions %" PRIu64 "\n", s->inflight);

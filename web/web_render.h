@@ -80,6 +80,7 @@ struct web_snapshot {
 	int64_t uptime_seconds;
 	uint64_t counter[STATS_COUNT];
 	uint64_t inflight;
+	uint64_t answers[STATS_RCODES]; /* answers sent, by rcode, since start */
 	struct web_rates rates;         /* the last complete second */
 	struct stats_hist_snapshot latency[STATS_LAT_COUNT]; /* since start, merged */
 	bool have_cache;                /* false: "cache" is null, no cache metrics */

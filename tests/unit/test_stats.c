@@ -905,6 +905,18 @@ static void test_stats_recorder_routes(void)
 	CU_ASSERT(memcmp(log[0].client + 7, "\0\0\0\0\0\0\0\0\0\0", 10) == 0);
 	CU_ASSERT_EQUAL(log[1].client_len, 5);
 	CU_ASSERT(memcmp(log[1].client, "\x04\xc0\x00\x02\x00", 5) == 0);
+
+	/* Every answer counts once, under its rcode. */
+	uint64_t by_rcode[STATS_RCODES];
+	const struct stats_recorder *one = &r;
+	stats_answers_merge(&one, 1, by_rcode);
+	uint64_t want[STATS_RCODES] = { 0 };
+	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+		want[evs[i].rcode & (STATS_RCODES - 1)]++;
+	for (int rc = 0; rc < STATS_RCODES; rc++)
+		CU_ASSERT_EQUAL(by_rcode[rc], want[rc]);
+	CU_ASSERT_EQUAL(by_rcode[2], 1);
+	CU_ASSERT_EQUAL(by_rcode[3], 1);
 	stats_recorder_free(&r);
 }
 

@@ -253,6 +253,8 @@ static void make_snapshot(struct web_snapshot *s, struct web_filter *f)
 	s->counter[STATS_CACHE_HITS] = 90;
 	s->counter[STATS_CACHE_MISSES] = 10;
 	s->inflight = 7;
+	for (unsigned rc = 0; rc < STATS_RCODES; rc++)
+		s->answers[rc] = 1000 + rc;
 	s->rates = (struct web_rates){ .qps = 12.5, .hit_ratio = 0.9, .blocked_ps = 1, .servfail_ps = 0.25,
 		                           .stale_ps = 0 };
 	/* Hits: 10 in (0,10] µs, 10 in (40,60] µs; recursion: 4 above 10 s. */
@@ -297,6 +299,10 @@ static void test_web_stats_json_fields(void)
 	CU_ASSERT_EQUAL(num(j, "time", NULL), 1765000000);
 	CU_ASSERT_EQUAL(num(j, "uptime_seconds", NULL), 3600);
 	CU_ASSERT_EQUAL(num(j, "inflight", NULL), 7);
+	json_t *answers = json_object_get(j, "answers");
+	CU_ASSERT_FATAL(json_is_object(answers));
+	CU_ASSERT_EQUAL(json_object_size(answers), STATS_RCODES);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(answers, "NXDOMAIN")), 1003);
 	json_t *c = json_object_get(j, "counters");
 	CU_ASSERT_EQUAL(json_object_size(c), STATS_COUNT);
 	CU_ASSERT_EQUAL(num(c, "queries", NULL), 100);
@@ -806,6 +812,10 @@ static void test_web_metrics_families_and_counters(void)
 		CU_ASSERT_EQUAL(sample(text, name), (double)s.counter[i]);
 	}
 	CU_ASSERT_EQUAL(sample(text, "mxresolved_inflight_recursions"), 7);
+	CU_ASSERT_EQUAL(sample(text, "mxresolved_answers_total{rcode=\"NOERROR\"}"), 1000);
+	CU_ASSERT_EQUAL(sample(text, "mxresolved_answers_total{rcode=\"SERVFAIL\"}"), 1002);
+	CU_ASSERT_EQUAL(sample(text, "mxresolved_answers_total{rcode=\"RCODE15\"}"), 1015);
+	CU_ASSERT_EQUAL(occurrences(text, "# TYPE mxresolved_answers_total counter\n"), 1);
 	CU_ASSERT_EQUAL(sample(text, "mxresolved_uptime_seconds"), 3600);
 	CU_ASSERT_EQUAL(sample(text, "mxresolved_cache_entries{partition=\"mail\"}"), 20);
 	CU_ASSERT_EQUAL(sample(text, "mxresolved_cache_bytes{partition=\"dnsbl\"}"), 3 * 4096);
