@@ -135,7 +135,7 @@ bench-filter: bench-deps $(B)/bench_filter $(B)/mxresolved
 	tests/bench/filter_qps $(B)/mxresolved
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iresolver -Icache -Itests/fuzz -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iresolver -Icache -Iweb -Itests/fuzz -g -O1 -fsanitize=fuzzer,address,undefined
 # Each harness links only the module it drives.
 FUZZ_LINK_wire_query := resolver/wire.c
 FUZZ_LINK_wire_forms := resolver/wire.c
@@ -145,6 +145,7 @@ FUZZ_LINK_lists_hosts := resolver/lists.c resolver/wire.c
 FUZZ_LINK_lists_domains := resolver/lists.c resolver/wire.c
 FUZZ_LINK_lists_adblock := resolver/lists.c resolver/wire.c
 FUZZ_LINK_lists_rpz := resolver/lists.c resolver/wire.c
+FUZZ_LINK_web_render := web/web_render.c resolver/stats.c
 $(B)/fuzz/%: tests/fuzz/fuzz_%.c $$(FUZZ_LINK_$$*)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
