@@ -76,12 +76,12 @@ sanitizer_clean() {
 
 # A config from the test-bed template, with the run's cache dir and port;
 # its web server listens on $ADDR:8053.  --no-web leaves the template's web
-# section out, for a script that appends its own.
+# line out, for a script that appends its own section.
 write_config() {
 	sed -e "s|@TESTBED_DIR@|$TESTBED_DIR|g" -e "s|@CACHE_DIR@|$CACHE_DIR|g" -e "s|@PORT@|$PORT|g" \
 		-e "s|127.0.10.53:|$ADDR:|" "$ROOT/tests/testbed/mxresolved-testbed.yaml.in" > "$CONF"
 	if [ "${1:-}" = "--no-web" ]; then
-		sed -i '/^web:/,$d' "$CONF"
+		sed -i '/^web:/d' "$CONF"
 	fi
 }
 
