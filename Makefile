@@ -183,4 +183,5 @@ install: $(B)/mxresolved $(B)/mxresolvectl
 clean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# Header dependencies of whichever trees B and S name.
+-include $(shell find $(B) $(S) -name '*.d' 2>/dev/null | sort -u)

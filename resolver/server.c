@@ -3,11 +3,12 @@
  * Workers own their sockets and event loops and answer cache hits alone:
  * parse, one LMDB get in the worker's own read transaction, serve the stored
  * form into the reply buffer, and send the batch.  A miss becomes a job that
- * travels to the resolver thread, which coalesces identical questions,
- * resolves through libunbound, stores the answer and hands a finished reply
- * back to the worker that took the query.  Threads meet only in the two job
- * queues, each a list under its own mutex plus an eventfd wake-up; the hit
- * path touches neither.
+ * travels to one of the resolver threads, chosen by a hash of the question,
+ * which coalesces identical questions, resolves through its own libunbound
+ * context, stores the answer and hands a finished reply back to the worker
+ * that took the query.  Threads meet only in the job queues, each a list
+ * under its own mutex plus an eventfd wake-up, and in a few atomic counters
+ * and the MX-target table; the hit path touches none of them.
  */
 #include "server.h"
 
@@ -52,7 +53,7 @@
 #define SERVER_PREFETCH_MEMO 1024  /* per worker: recently requested refreshes */
 #define SERVER_PREFETCH_MEMO_SECONDS 5
 #define SERVER_MX_TARGETS 65536    /* hashes of names learned as MX exchanges */
-#define SERVER_CLIENT_BUCKETS 4096
+#define SERVER_CLIENT_SLOTS 16384  /* questions in flight by client address hash */
 #define SERVER_TCP_CLIENT_SLOTS 4096
 /* Room for the destination address of a datagram to a wildcard socket. */
 #define SERVER_CMSG_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo)) /* connection counts by address hash, shared by workers */
@@ -174,18 +175,11 @@ struct inflight {
 	bool prefetch;              /* started as a refresh; counts against prefetch-max */
 };
 
-/* Questions in flight per client address, for max-pending-per-client. */
-struct client_count {
-	struct client_count *next;
-	uint8_t addr[16];
-	uint8_t addr_len;
-	unsigned count;
-};
-
-/* The resolver thread's state: touched by that thread only, except the
- * request queue. */
+/* One resolver thread's state: touched by that thread only, except the
+ * request queue and inflight_count. */
 struct resolver {
 	struct server *server;
+	unsigned index;
 	pthread_t thread;
 	struct event_base *base;
 	struct recurse *recurse;
@@ -196,16 +190,11 @@ struct resolver {
 	atomic_bool stopping;       /* set before stop_fd is written: queued work is failed, not started */
 	struct inflight *table[SERVER_INFLIGHT_BUCKETS];
 	_Atomic unsigned inflight_count;
-	unsigned prefetch_count;
 	struct server_job *scheduled; /* refreshes waiting for their entry to expire */
-	unsigned scheduled_count;
-	struct client_count *clients[SERVER_CLIENT_BUCKETS];
 	struct cache_reader *reader; /* stale answers, the stale check on failure, filter verdicts */
-	struct policy *probe_policy;   /* the policy the current probe round is for */
+	struct policy *probe_policy;   /* resolver 0 only: the policy the current probe round is for */
 	uint8_t probe_bits[CONFIG_MAX_SOURCES];
 	int64_t next_probe_ms;
-	uint64_t mx_targets[SERVER_MX_TARGETS];
-	unsigned mx_target_count;
 	uint8_t form_full[WIRE_FORM_MAX];
 	uint8_t form_plain[WIRE_FORM_MAX];
 	uint8_t scratch[WIRE_MAX_MSG];
@@ -248,7 +237,12 @@ struct server {
 	struct worker **workers;
 	int (*udp_fds)[CONFIG_MAX_LISTEN]; /* [worker][listen] */
 	int (*tcp_fds)[CONFIG_MAX_LISTEN];
-	struct resolver resolver;
+	/* Each question goes to resolvers[hash % resolver_count], so identical
+	 * questions meet in one in-flight table; what a filter check or a
+	 * health probe needs stays in the thread that asked for it. */
+	struct resolver *resolvers;
+	unsigned resolver_count;
+	unsigned resolvers_running; /* threads started, to be joined */
 	struct acl *acl;
 	struct acl *ratelimit_exempt; /* ALLOW = exempt; NULL = nobody is */
 	struct cachepolicy_zones zones; /* from the config at start: restart to change */
@@ -264,6 +258,20 @@ struct server {
 	pthread_mutex_t retired_lock;
 	bool started;
 	bool stopped;
+	/* The rest is written by the resolver threads, so it comes last, away
+	 * from what workers read on every query.
+	 * The caps are for the whole server, and a client's questions and the
+	 * refreshes land on every resolver thread: the counts are shared.
+	 * Client counts go by address hash; a collision makes two hosts share
+	 * a count, which errs on the side of refusing. */
+	_Atomic unsigned client_pending[SERVER_CLIENT_SLOTS];
+	_Atomic unsigned prefetching;   /* refreshes in flight */
+	_Atomic unsigned scheduled;     /* refreshes waiting for their entry to expire */
+	/* Hashes of names learned as MX exchanges, direct-mapped: the thread
+	 * that resolves an exchange's address is rarely the one that saw the
+	 * MX.  A collision forgets the older name, whose addresses then go to
+	 * the general partition until an MX names it again. */
+	_Atomic uint64_t mx_targets[SERVER_MX_TARGETS];
 };
 
 static int64_t server_now_ms(void)
@@ -319,11 +327,21 @@ static void worker_record(struct worker *w, const struct sockaddr *client, const
 	stats_record(&w->recorder, &ev);
 }
 
-/* Where a question's answer is looked for first.  Only the resolver thread
- * knows MX targets, so their A/AAAA are found on the second lookup. */
+/* Where a question's answer is looked for first.  Only the resolver threads
+ * consult the MX targets, so their A/AAAA are found on the second lookup. */
 static enum cache_partition server_partition_hint(const struct server *s, const struct wire_query *q)
 {
 	return cachepolicy_partition(&s->zones, q->qname, q->qname_len, q->qtype, false);
+}
+
+static size_t inflight_key(const struct wire_query *q, uint8_t *key)
+{
+	memcpy(key, q->qname, q->qname_len);
+	key[q->qname_len] = (uint8_t)(q->qtype >> 8);
+	key[q->qname_len + 1] = (uint8_t)q->qtype;
+	key[q->qname_len + 2] = (uint8_t)(q->qclass >> 8);
+	key[q->qname_len + 3] = (uint8_t)q->qclass;
+	return q->qname_len + 4u;
 }
 
 /* ---- job queues ---------------------------------------------------- */
@@ -484,6 +502,18 @@ static uint32_t server_hash(const uint8_t *p, size_t len, uint32_t seed)
 	return h;
 }
 
+/* The request queue of the resolver thread that owns q's question. */
+static struct job_queue *server_requests(struct server *s, const struct wire_query *q)
+{
+	if (s->resolver_count == 1)
+		return &s->resolvers[0].requests;
+	uint8_t key[WIRE_MAX_NAME + 4];
+	size_t len = inflight_key(q, key);
+	/* Another seed than the in-flight table's, or each thread would use
+	 * only its share of that table's buckets. */
+	return &s->resolvers[server_hash(key, len, 1) % s->resolver_count].requests;
+}
+
 /* A client's address as a key: 4 bytes for IPv4, 16 for IPv6. */
 static size_t client_addr_key(const struct sockaddr_storage *ss, uint8_t *key)
 {
@@ -532,7 +562,7 @@ static void worker_prefetch(struct worker *w, const struct wire_query *q, const 
 	 * is what it had left), and until then a lookup through it returns the
 	 * same expiring data: the refresh starts right after. */
 	job->refresh_at = rec->expires + 2; /* past its second-granular expiry for sure */
-	job_queue_push(&w->server->resolver.requests, job);
+	job_queue_push(server_requests(w->server, &job->q), job);
 }
 
 /* Answer one query from what a worker has at hand.  Returns the reply
@@ -769,7 +799,7 @@ static void worker_on_udp(evutil_socket_t fd, short what, void *arg)
 				job->peer_len = w->in_msgs[i].msg_hdr.msg_namelen;
 				job->udp_ctl_len = server_reply_control(&w->in_msgs[i].msg_hdr);
 				memcpy(job->udp_ctl, w->in_ctl[i], job->udp_ctl_len);
-				job_queue_push(&w->server->resolver.requests, job);
+				job_queue_push(server_requests(w->server, &job->q), job);
 			}
 			if (n == 0)
 				continue;
@@ -877,7 +907,7 @@ static void tcp_on_read(struct bufferevent *bev, void *arg)
 			job->conn = c;
 			job->peer = c->peer;
 			c->pending++;
-			job_queue_push(&w->server->resolver.requests, job);
+			job_queue_push(server_requests(w->server, &job->q), job);
 			continue;
 		}
 		if (n == 0) {
@@ -1043,41 +1073,21 @@ static size_t inflight_hash(const uint8_t *key, size_t len)
 	return server_hash(key, len, 0) % SERVER_INFLIGHT_BUCKETS;
 }
 
-static size_t inflight_key(const struct wire_query *q, uint8_t *key)
+static _Atomic unsigned *client_pending_slot(struct server *s, const struct server_job *job)
 {
-	memcpy(key, q->qname, q->qname_len);
-	key[q->qname_len] = (uint8_t)(q->qtype >> 8);
-	key[q->qname_len + 1] = (uint8_t)q->qtype;
-	key[q->qname_len + 2] = (uint8_t)(q->qclass >> 8);
-	key[q->qname_len + 3] = (uint8_t)q->qclass;
-	return q->qname_len + 4u;
-}
-
-static struct client_count **client_slot(struct resolver *rs, const uint8_t *key, size_t len)
-{
-	struct client_count **pp = &rs->clients[server_hash(key, len, 0) % SERVER_CLIENT_BUCKETS];
-	while (*pp != NULL && ((*pp)->addr_len != len || memcmp((*pp)->addr, key, len) != 0))
-		pp = &(*pp)->next;
-	return pp;
+	uint8_t key[16];
+	size_t len = client_addr_key(&job->peer, key);
+	return &s->client_pending[server_hash(key, len, 0) % SERVER_CLIENT_SLOTS];
 }
 
 /* Take one of the client's pending slots; false when it has none left. */
 static bool client_acquire(struct resolver *rs, struct server_job *job)
 {
-	uint8_t key[16];
-	size_t len = client_addr_key(&job->peer, key);
-	struct client_count **pp = client_slot(rs, key, len);
-	if (*pp == NULL) {
-		struct client_count *c = calloc(1, sizeof *c);
-		if (c == NULL)
-			return false;
-		memcpy(c->addr, key, len);
-		c->addr_len = (uint8_t)len;
-		*pp = c;
-	}
-	if ((*pp)->count >= rs->server->cfg->max_pending_per_client)
+	_Atomic unsigned *n = client_pending_slot(rs->server, job);
+	if (atomic_fetch_add(n, 1) >= rs->server->cfg->max_pending_per_client) {
+		atomic_fetch_sub(n, 1);
 		return false;
-	(*pp)->count++;
+	}
 	job->counted = true;
 	return true;
 }
@@ -1087,16 +1097,16 @@ static void client_release(struct resolver *rs, struct server_job *job)
 	if (!job->counted)
 		return;
 	job->counted = false;
-	uint8_t key[16];
-	size_t len = client_addr_key(&job->peer, key);
-	struct client_count **pp = client_slot(rs, key, len);
-	struct client_count *c = *pp;
-	if (c == NULL)
-		return;
-	if (--c->count == 0) {
-		*pp = c->next;
-		free(c);
-	}
+	atomic_fetch_sub(client_pending_slot(rs->server, job), 1);
+}
+
+/* Questions in flight in every resolver thread. */
+static unsigned server_inflight(struct server *s)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < s->resolver_count; i++)
+		n += atomic_load_explicit(&s->resolvers[i].inflight_count, memory_order_relaxed);
+	return n;
 }
 
 /* Hand a finished reply (copied) back to the job's worker. */
@@ -1203,40 +1213,21 @@ static uint64_t mx_target_hash(const uint8_t *name, size_t len)
 
 static void mx_target_add(void *arg, const uint8_t *name, size_t len)
 {
-	struct resolver *rs = arg;
-	/* A full table starts over: the names come back with the next MX
-	 * lookups, and an open-addressing table never needs deletions. */
-	if (rs->mx_target_count >= SERVER_MX_TARGETS * 3 / 4) {
-		memset(rs->mx_targets, 0, sizeof rs->mx_targets);
-		rs->mx_target_count = 0;
-	}
+	struct server *s = arg;
 	uint64_t h = mx_target_hash(name, len);
-	for (size_t i = h % SERVER_MX_TARGETS;; i = (i + 1) % SERVER_MX_TARGETS) {
-		if (rs->mx_targets[i] == h)
-			return;
-		if (rs->mx_targets[i] == 0) {
-			rs->mx_targets[i] = h;
-			rs->mx_target_count++;
-			return;
-		}
-	}
+	atomic_store_explicit(&s->mx_targets[h % SERVER_MX_TARGETS], h, memory_order_relaxed);
 }
 
-static bool mx_target_known(const struct resolver *rs, const uint8_t *name, size_t len)
+static bool mx_target_known(struct server *s, const uint8_t *name, size_t len)
 {
 	uint64_t h = mx_target_hash(name, len);
-	for (size_t i = h % SERVER_MX_TARGETS;; i = (i + 1) % SERVER_MX_TARGETS) {
-		if (rs->mx_targets[i] == h)
-			return true;
-		if (rs->mx_targets[i] == 0)
-			return false;
-	}
+	return atomic_load_explicit(&s->mx_targets[h % SERVER_MX_TARGETS], memory_order_relaxed) == h;
 }
 
 static enum cache_partition resolver_partition(const struct resolver *rs, const struct wire_query *q)
 {
 	bool mx_target = (q->qtype == WIRE_TYPE_A || q->qtype == WIRE_TYPE_AAAA) &&
-	                 mx_target_known(rs, q->qname, q->qname_len);
+	                 mx_target_known(rs->server, q->qname, q->qname_len);
 	return cachepolicy_partition(&rs->server->zones, q->qname, q->qname_len, q->qtype, mx_target);
 }
 
@@ -1386,7 +1377,8 @@ static void filter_lookup(struct resolver *rs, struct filter_ctx *ctx, int sourc
 	}
 	/* Through the queue, not resolver_take: this may run inside a
 	 * libunbound callback, and a lookup answered from libunbound's cache
-	 * would call back into it while its buffers are in use. */
+	 * would call back into it while its buffers are in use.  This thread's
+	 * own queue, not the name's: ctx belongs to this thread. */
 	job_queue_push(&rs->requests, job);
 }
 
@@ -1629,7 +1621,7 @@ static void resolver_on_result(void *arg, int rcode, const uint8_t *pkt, size_t 
 	struct resolver *rs = f->resolver;
 	inflight_unlink(rs, f);
 	if (f->prefetch)
-		rs->prefetch_count--;
+		atomic_fetch_sub(&rs->server->prefetching, 1);
 	stats_inc(&rs->stats, STATS_RESOLUTIONS);
 
 	/* The question rebuilt from the key: waiters that timed out are gone,
@@ -1664,7 +1656,7 @@ static void resolver_on_result(void *arg, int rcode, const uint8_t *pkt, size_t 
 		stats_inc(&rs->stats, STATS_BOGUS);
 	enum cache_partition part = resolver_partition(rs, &key_q);
 	if (ok == 0 && !failed && key_q.qtype == WIRE_TYPE_MX && rs->server->cfg->partitions[CACHE_PART_MAIL].quota != UINT64_MAX)
-		wire_form_answer_names(rs->form_plain, plain_len, WIRE_TYPE_MX, mx_target_add, rs);
+		wire_form_answer_names(rs->form_plain, plain_len, WIRE_TYPE_MX, mx_target_add, rs->server);
 	/* A failed refresh keeps the entry it would replace: that is what
 	 * serve-stale answers from. */
 	bool keep_old = failed && rs->server->cfg->serve_stale && resolver_has_entry(rs, &key_q);
@@ -1759,22 +1751,22 @@ static void resolver_take(struct resolver *rs, struct server_job *job)
 				return;
 			}
 		}
-		if (rs->scheduled_count >= cfg->prefetch_max) {
+		if (atomic_load(&rs->server->scheduled) >= cfg->prefetch_max) {
 			job_free(job);
 			return;
 		}
 		job->next = rs->scheduled;
 		rs->scheduled = job;
-		rs->scheduled_count++;
+		atomic_fetch_add(&rs->server->scheduled, 1);
 		return;
 	}
 	if (refresh) {
-		if (rs->prefetch_count >= cfg->prefetch_max ||
-		    atomic_load(&rs->inflight_count) >= cfg->max_pending / 2) {
+		if (atomic_load(&rs->server->prefetching) >= cfg->prefetch_max ||
+		    server_inflight(rs->server) >= cfg->max_pending / 2) {
 			job_free(job);
 			return;
 		}
-	} else if (atomic_load(&rs->inflight_count) >= cfg->max_pending || (!internal && !client_acquire(rs, job))) {
+	} else if (server_inflight(rs->server) >= cfg->max_pending || (!internal && !client_acquire(rs, job))) {
 		stats_inc(&rs->stats, STATS_OVERLOAD);
 		resolver_fail_job(rs, job, WIRE_EDE_NONE);
 		return;
@@ -1790,7 +1782,7 @@ static void resolver_take(struct resolver *rs, struct server_job *job)
 	f->key_len = key_len;
 	f->prefetch = refresh;
 	if (refresh) {
-		rs->prefetch_count++;
+		atomic_fetch_add(&rs->server->prefetching, 1);
 		stats_inc(&rs->stats, STATS_PREFETCHES);
 	} else {
 		job->next = NULL;
@@ -1808,7 +1800,7 @@ static void resolver_take(struct resolver *rs, struct server_job *job)
 	if (recurse_submit(rs->recurse, q.qname, q.qname_len, q.qtype, q.qclass, resolver_on_result, f) < 0) {
 		inflight_unlink(rs, f);
 		if (refresh)
-			rs->prefetch_count--;
+			atomic_fetch_sub(&rs->server->prefetching, 1);
 		else
 			resolver_fail_job(rs, f->waiters, WIRE_EDE_NONE);
 		free(f);
@@ -1882,13 +1874,17 @@ static void resolver_on_deadlines(evutil_socket_t fd, short what, void *arg)
 	struct resolver *rs = arg;
 	int64_t now = server_now_ms();
 	int64_t wall = time(NULL);
-	if (now >= rs->next_probe_ms) {
-		rs->next_probe_ms = now + rs->server->cfg->health_interval_ms;
-		filter_probe_round(rs);
-	} else if (rs->probe_policy != atomic_load(&rs->server->policy)) {
-		rs->next_probe_ms = 0; /* a new policy is probed at the next tick */
+	/* Probes and retired policies are the server's, not a shard's: one
+	 * thread does them. */
+	if (rs->index == 0) {
+		if (now >= rs->next_probe_ms) {
+			rs->next_probe_ms = now + rs->server->cfg->health_interval_ms;
+			filter_probe_round(rs);
+		} else if (rs->probe_policy != atomic_load(&rs->server->policy)) {
+			rs->next_probe_ms = 0; /* a new policy is probed at the next tick */
+		}
+		server_free_retired(rs->server, wall - 60);
 	}
-	server_free_retired(rs->server, wall - 60);
 	for (struct server_job **pp = &rs->scheduled; *pp != NULL;) {
 		struct server_job *job = *pp;
 		if (job->refresh_at > wall) {
@@ -1896,7 +1892,7 @@ static void resolver_on_deadlines(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		*pp = job->next;
-		rs->scheduled_count--;
+		atomic_fetch_sub(&rs->server->scheduled, 1);
 		job->refresh_at = 0;
 		resolver_take(rs, job);
 	}
@@ -2014,7 +2010,8 @@ int server_reload(struct server *s, struct config *cfg)
 		log_warn("reload: dnsbl-zones change only on restart");
 	if (strcmp(old->cache_dir, cfg->cache_dir) != 0 || old->cache_size != cfg->cache_size)
 		log_warn("reload: the cache directory and size change only on restart");
-	if (strcmp(old->root_hints, cfg->root_hints) != 0 || old->dnssec != cfg->dnssec)
+	if (strcmp(old->root_hints, cfg->root_hints) != 0 || old->dnssec != cfg->dnssec ||
+	    old->resolver_threads != cfg->resolver_threads)
 		log_warn("reload: recursion settings change only on restart");
 	/* Lists are read again; a source that cannot be read keeps the old
 	 * policy whole (with the new config's other settings). */
@@ -2073,14 +2070,15 @@ unsigned server_filter_stats(struct server *s, struct server_filter_stat *out, u
 
 void server_get_stats(struct server *s, uint64_t *out, uint64_t *inflight)
 {
-	struct stats_block *blocks[257];
+	struct stats_block *blocks[16 + 256]; /* the config's most resolver threads and workers */
 	size_t n = 0;
-	blocks[n++] = &s->resolver.stats;
+	for (unsigned i = 0; i < s->resolver_count && n < sizeof blocks / sizeof blocks[0]; i++)
+		blocks[n++] = &s->resolvers[i].stats;
 	for (unsigned i = 0; i < s->worker_count && n < sizeof blocks / sizeof blocks[0]; i++)
 		if (s->workers[i] != NULL)
 			blocks[n++] = &s->workers[i]->stats;
 	stats_merge(blocks, n, out);
-	*inflight = atomic_load(&s->resolver.inflight_count);
+	*inflight = server_inflight(s);
 }
 
 unsigned server_recorders(struct server *s, const struct stats_recorder **out, unsigned max)
@@ -2107,12 +2105,21 @@ struct server *server_new(const struct config *cfg, struct cache *cache, char *e
 	s->cfg = cfg;
 	s->cache = cache;
 	s->worker_count = cfg->workers > 0 ? cfg->workers : 1;
-	s->resolver.requests.wake_fd = -1;
-	s->resolver.stop_fd = -1;
+	s->resolver_count = cfg->resolver_threads > 0 ? cfg->resolver_threads : 1;
+	/* aligned_alloc, not calloc: the statistics block inside is aligned to
+	 * a cache line, and the size is a multiple of that. */
+	s->resolvers = aligned_alloc(_Alignof(struct resolver), s->resolver_count * sizeof *s->resolvers);
+	if (s->resolvers != NULL) {
+		memset(s->resolvers, 0, s->resolver_count * sizeof *s->resolvers);
+		for (unsigned i = 0; i < s->resolver_count; i++) {
+			s->resolvers[i].requests.wake_fd = -1;
+			s->resolvers[i].stop_fd = -1;
+		}
+	}
 	s->udp_fds = calloc(s->worker_count, sizeof *s->udp_fds);
 	s->tcp_fds = calloc(s->worker_count, sizeof *s->tcp_fds);
 	s->workers = calloc(s->worker_count, sizeof *s->workers);
-	if (s->udp_fds == NULL || s->tcp_fds == NULL || s->workers == NULL) {
+	if (s->resolvers == NULL || s->udp_fds == NULL || s->tcp_fds == NULL || s->workers == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -2213,16 +2220,44 @@ fail:
 	return -1;
 }
 
+/* Resolver thread index's loop, libunbound context, cache reader and events. */
+static int resolver_setup(struct server *s, unsigned index, const struct recurse_options *ro, char *err,
+                          size_t errlen)
+{
+	struct resolver *rs = &s->resolvers[index];
+	rs->server = s;
+	rs->index = index;
+	rs->base = event_base_new();
+	if (rs->base == NULL || job_queue_init(&rs->requests) < 0) {
+		snprintf(err, errlen, "resolver %u: cannot create its event loop", index);
+		return -1;
+	}
+	rs->recurse = recurse_new(rs->base, ro, err, errlen);
+	if (rs->recurse == NULL)
+		return -1;
+	rs->reader = cache_reader_new(s->cache);
+	if (rs->reader == NULL) {
+		snprintf(err, errlen, "resolver %u: cannot create its cache reader", index);
+		return -1;
+	}
+	rs->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	rs->requests.wake_ev = event_new(rs->base, rs->requests.wake_fd, EV_READ | EV_PERSIST, resolver_on_requests, rs);
+	rs->stop_ev = rs->stop_fd >= 0 ? event_new(rs->base, rs->stop_fd, EV_READ, resolver_on_stop, rs) : NULL;
+	rs->deadline_timer = event_new(rs->base, -1, EV_PERSIST, resolver_on_deadlines, rs);
+	struct timeval tick = { .tv_sec = 0, .tv_usec = 100 * 1000 };
+	if (rs->requests.wake_ev == NULL || rs->stop_ev == NULL || rs->deadline_timer == NULL ||
+	    event_add(rs->requests.wake_ev, NULL) < 0 || event_add(rs->stop_ev, NULL) < 0 ||
+	    event_add(rs->deadline_timer, &tick) < 0) {
+		snprintf(err, errlen, "resolver %u: cannot register its events", index);
+		return -1;
+	}
+	return 0;
+}
+
 int server_start(struct server *s, char *err, size_t errlen)
 {
 	const struct config *cfg = s->cfg;
-	struct resolver *rs = &s->resolver;
-	rs->server = s;
-	rs->base = event_base_new();
-	if (rs->base == NULL || job_queue_init(&rs->requests) < 0) {
-		snprintf(err, errlen, "cannot create the resolver's event loop");
-		return -1;
-	}
+	unsigned n = s->resolver_count;
 	/* Filter zones with their own servers become stub or forward zones. */
 	struct recurse_stub stubs[CONFIG_MAX_SOURCES];
 	char addr_text[CONFIG_MAX_SOURCES][CONFIG_MAX_SOURCE_SERVERS][80];
@@ -2257,37 +2292,27 @@ int server_start(struct server *s, char *err, size_t errlen)
 		.root_hints = cfg->root_hints,
 		.trust_anchor = cfg->dnssec ? cfg->trust_anchor : NULL,
 		.query_loopback = cfg->query_loopback,
-		.outgoing_range = cfg->outgoing_range,
+		/* Ports and caches are the configured totals, shared out; each
+		 * context may still take max-pending queries, which the front end
+		 * bounds for all of them together. */
+		.outgoing_range = cfg->outgoing_range / n > 16 ? cfg->outgoing_range / n : 16,
 		.max_pending = cfg->max_pending,
-		.cache_bytes = cfg->upstream_cache_bytes,
+		.cache_bytes = cfg->upstream_cache_bytes / n > (1u << 20) ? cfg->upstream_cache_bytes / n : (1u << 20),
 	};
-	rs->recurse = recurse_new(rs->base, &ro, err, errlen);
-	if (rs->recurse == NULL)
-		return -1;
-	rs->reader = cache_reader_new(s->cache);
-	if (rs->reader == NULL) {
-		snprintf(err, errlen, "cannot create the resolver's cache reader");
-		return -1;
-	}
-	rs->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	rs->requests.wake_ev = event_new(rs->base, rs->requests.wake_fd, EV_READ | EV_PERSIST, resolver_on_requests, rs);
-	rs->stop_ev = rs->stop_fd >= 0 ? event_new(rs->base, rs->stop_fd, EV_READ, resolver_on_stop, rs) : NULL;
-	rs->deadline_timer = event_new(rs->base, -1, EV_PERSIST, resolver_on_deadlines, rs);
-	struct timeval tick = { .tv_sec = 0, .tv_usec = 100 * 1000 };
-	if (rs->requests.wake_ev == NULL || rs->stop_ev == NULL || rs->deadline_timer == NULL ||
-	    event_add(rs->requests.wake_ev, NULL) < 0 || event_add(rs->stop_ev, NULL) < 0 ||
-	    event_add(rs->deadline_timer, &tick) < 0) {
-		snprintf(err, errlen, "cannot register the resolver's events");
-		return -1;
-	}
+	for (unsigned i = 0; i < n; i++)
+		if (resolver_setup(s, i, &ro, err, errlen) < 0)
+			return -1;
 	for (unsigned i = 0; i < s->worker_count; i++)
 		if (worker_setup(s, i, err, errlen) < 0)
 			return -1;
-	if (pthread_create(&rs->thread, NULL, resolver_main, rs) != 0) {
-		snprintf(err, errlen, "cannot start the resolver thread");
-		return -1;
-	}
 	s->started = true;
+	for (unsigned i = 0; i < n; i++) {
+		if (pthread_create(&s->resolvers[i].thread, NULL, resolver_main, &s->resolvers[i]) != 0) {
+			snprintf(err, errlen, "cannot start resolver thread %u", i);
+			return -1;
+		}
+		s->resolvers_running++;
+	}
 	for (unsigned i = 0; i < s->worker_count; i++) {
 		if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
 			snprintf(err, errlen, "cannot start worker %u", i);
@@ -2303,12 +2328,16 @@ void server_stop(struct server *s)
 	if (s == NULL || !s->started || s->stopped)
 		return;
 	s->stopped = true;
-	struct resolver *rs = &s->resolver;
 	uint64_t one = 1;
-	atomic_store(&rs->stopping, true);
-	ssize_t n = write(rs->stop_fd, &one, sizeof one);
-	(void)n;
-	pthread_join(rs->thread, NULL);
+	ssize_t n;
+	/* Every resolver thread told first, so that they wind down together. */
+	for (unsigned i = 0; i < s->resolvers_running; i++) {
+		atomic_store(&s->resolvers[i].stopping, true);
+		n = write(s->resolvers[i].stop_fd, &one, sizeof one);
+		(void)n;
+	}
+	for (unsigned i = 0; i < s->resolvers_running; i++)
+		pthread_join(s->resolvers[i].thread, NULL);
 	for (unsigned i = 0; i < s->workers_running; i++) {
 		struct worker *w = s->workers[i];
 		/* The wake-up makes the worker send the replies the resolver handed
@@ -2322,14 +2351,16 @@ void server_stop(struct server *s)
 		pthread_join(w->thread, NULL);
 		worker_on_done(-1, 0, w);
 	}
-	/* Queries taken after the resolver left get no answer; free them. */
-	struct server_job *late = job_queue_take_all(&rs->requests);
-	while (late != NULL) {
-		struct server_job *next = late->next;
-		if (late->conn != NULL)
-			late->conn->pending--;
-		job_free(late);
-		late = next;
+	/* Queries taken after the resolvers left get no answer; free them. */
+	for (unsigned i = 0; i < s->resolvers_running; i++) {
+		struct server_job *late = job_queue_take_all(&s->resolvers[i].requests);
+		while (late != NULL) {
+			struct server_job *next = late->next;
+			if (late->conn != NULL)
+				late->conn->pending--;
+			job_free(late);
+			late = next;
+		}
 	}
 	uint64_t st[STATS_COUNT], inflight;
 	server_get_stats(s, st, &inflight);
@@ -2369,31 +2400,18 @@ static void worker_free(struct worker *w)
 	free(w);
 }
 
-void server_free(struct server *s)
+/* Free what resolver_setup made and what the thread left behind. */
+static void resolver_free(struct resolver *rs)
 {
-	if (s == NULL)
-		return;
-	struct resolver *rs = &s->resolver;
 	if (rs->recurse != NULL)
 		recurse_free(rs->recurse);
 	if (rs->reader != NULL)
 		cache_reader_free(rs->reader);
-	for (size_t b = 0; b < SERVER_CLIENT_BUCKETS; b++)
-		while (rs->clients[b] != NULL) {
-			struct client_count *c = rs->clients[b];
-			rs->clients[b] = c->next;
-			free(c);
-		}
 	while (rs->scheduled != NULL) {
 		struct server_job *job = rs->scheduled;
 		rs->scheduled = job->next;
 		job_free(job);
 	}
-	acl_free(s->acl);
-	acl_free(s->ratelimit_exempt);
-	server_free_retired(s, INT64_MAX);
-	policy_free(atomic_load(&s->policy));
-	pthread_mutex_destroy(&s->retired_lock);
 	for (size_t b = 0; b < SERVER_INFLIGHT_BUCKETS; b++) {
 		while (rs->table[b] != NULL) {
 			struct inflight *f = rs->table[b];
@@ -2415,6 +2433,20 @@ void server_free(struct server *s)
 		close(rs->stop_fd);
 	if (rs->base != NULL)
 		event_base_free(rs->base);
+}
+
+void server_free(struct server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->resolvers != NULL)
+		for (unsigned i = 0; i < s->resolver_count; i++)
+			resolver_free(&s->resolvers[i]);
+	acl_free(s->acl);
+	acl_free(s->ratelimit_exempt);
+	server_free_retired(s, INT64_MAX);
+	policy_free(atomic_load(&s->policy));
+	pthread_mutex_destroy(&s->retired_lock);
 	if (s->workers != NULL)
 		for (unsigned i = 0; i < s->worker_count; i++)
 			worker_free(s->workers[i]);
@@ -2429,6 +2461,7 @@ void server_free(struct server *s)
 	for (unsigned i = 0; i < s->config_chain_len; i++)
 		config_free(s->config_chain[i]);
 	free(s->config_chain);
+	free(s->resolvers);
 	free(s->udp_fds);
 	free(s->tcp_fds);
 	free(s->workers);
