@@ -1359,8 +1359,13 @@ static void filter_lookup(struct resolver *rs, struct filter_ctx *ctx, int sourc
 				filter_step(rs, &local, false, 0, 0, NULL, 0, NULL, 0);
 				return;
 			}
-			if (source < 0)
+			if (source < 0) {
 				ctx->stored_at = rec.stored_at;
+				/* The question itself came from the cache: a hit, as it
+				 * would have been on a worker without the checks. */
+				stats_inc(&rs->stats, STATS_CACHE_HITS);
+				ctx->job->record_flags |= STATS_QLOG_CACHED;
+			}
 			filter_step(rs, &local, true, rec.rcode, rec.dnssec, copy, rec.full_len, copy + rec.full_len,
 			            rec.plain_len);
 			free(copy);
@@ -1368,6 +1373,8 @@ static void filter_lookup(struct resolver *rs, struct filter_ctx *ctx, int sourc
 		}
 		cache_reader_end(rs->reader);
 	}
+	if (source < 0)
+		stats_inc(&rs->stats, STATS_CACHE_MISSES);
 	struct server_job *job = filter_job(ctx, source, ctx->job, name, name_len, qtype, timeout_ms);
 	ctx->pending++;
 	if (job == NULL) {
@@ -1846,6 +1853,29 @@ static void server_free_retired(struct server *s, int64_t cutoff)
 }
 
 /* Make p the policy in force and retire the old one. */
+/* A reload rebuilds the sources; their counters are Prometheus counters
+ * and their health a finding, so a source of the same name and type keeps
+ * both.  What the old policy still counts for checks in flight after this
+ * is lost, a few at most. */
+static void policy_carry_counters(struct policy *old, struct policy *p)
+{
+	for (unsigned i = 0; i < p->source_count; i++) {
+		struct policy_source *ns = &p->sources[i];
+		for (unsigned j = 0; j < old->source_count; j++) {
+			struct policy_source *os = &old->sources[j];
+			if (os->type != ns->type || strcmp(os->name, ns->name) != 0)
+				continue;
+			atomic_fetch_add(&ns->lookups, atomic_load(&os->lookups));
+			atomic_fetch_add(&ns->listed, atomic_load(&os->listed));
+			atomic_fetch_add(&ns->errors, atomic_load(&os->errors));
+			atomic_fetch_add(&ns->timeouts, atomic_load(&os->timeouts));
+			atomic_fetch_add(&ns->blocked, atomic_load(&os->blocked));
+			atomic_store(&ns->healthy, atomic_load(&os->healthy));
+			break;
+		}
+	}
+}
+
 static int server_swap_policy(struct server *s, struct policy *p)
 {
 	struct server_retired *r = calloc(1, sizeof *r);
@@ -1856,6 +1886,7 @@ static int server_swap_policy(struct server *s, struct policy *p)
 		free(r);
 		return 0;
 	}
+	policy_carry_counters(old, p);
 	r->policy = old;
 	r->at = time(NULL);
 	pthread_mutex_lock(&s->retired_lock);
