@@ -294,8 +294,10 @@ int main(int argc, char **argv)
 		log_err("web: %s", err);
 		goto done;
 	}
-	log_info("mxresolved %s ready: %u listen address(es), %u workers, cache %s, %u web address(es)",
-	         MXRESOLVED_VERSION, cfg->listen_count, cfg->workers, cfg->cache_dir, cfg->web_listen_count);
+	log_info("mxresolved %s ready: %u listen address(es), %u workers, %u resolver threads, cache %s, "
+	         "%u web address(es)",
+	         MXRESOLVED_VERSION, cfg->listen_count, cfg->workers, cfg->resolver_threads, cfg->cache_dir,
+	         cfg->web_listen_count);
 
 	for (;;) {
 		int sig = 0;

@@ -1,6 +1,7 @@
 /* server.h -- the query front end: listening sockets, worker threads with
- * their event loops, TCP connections, and the resolver thread that owns
- * libunbound and the table of questions in flight. */
+ * their event loops, TCP connections, and the resolver threads (one shard of
+ * the questions each, recursion.resolver-threads of them) that own a
+ * libunbound context and a table of questions in flight each. */
 #ifndef MXR_SERVER_H
 #define MXR_SERVER_H
 
@@ -18,7 +19,7 @@ struct server;
  * the server, or NULL with a message in err (errlen bytes). */
 struct server *server_new(const struct config *cfg, struct cache *cache, char *err, size_t errlen);
 
-/* Create the libunbound context and start the resolver thread and the
+/* Create the libunbound contexts and start the resolver threads and the
  * workers.  Returns 0, or -1 with a message in err. */
 int server_start(struct server *s, char *err, size_t errlen);
 
