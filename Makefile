@@ -106,7 +106,7 @@ test: deps
 bench-deps:
 	@deploy/install-deps --bench
 
-bench: bench-deps $(B)/mxresolved
+bench: bench-deps $(B)/mxresolved $(B)/mxresolvectl
 	tests/bench/run $(B)/mxresolved
 
 # The cache API alone, optimized, no sanitizers: puts/s, gets/s, bytes per answer.
