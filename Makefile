@@ -77,7 +77,7 @@ TEST_LINK_test_dnsbl := resolver/dnsbl.c resolver/wire.c
 TEST_LINK_test_cachepolicy := resolver/cachepolicy.c resolver/wire.c
 TEST_LINK_test_ratelimit := resolver/ratelimit.c
 TEST_LINK_test_stats := resolver/stats.c
-TEST_LINK_test_web_render := web/web_render.c resolver/stats.c
+TEST_LINK_test_web_render := web/web_render.c resolver/stats.c resolver/wire.c
 san_objs = $(patsubst %.c,$(S)/%.o,$(1))
 .SECONDEXPANSION:
 $(S)/tests/%: $(S)/tests/unit/%.o $$(call san_objs,$$(TEST_LINK_$$*))
@@ -145,7 +145,7 @@ FUZZ_LINK_lists_hosts := resolver/lists.c resolver/wire.c
 FUZZ_LINK_lists_domains := resolver/lists.c resolver/wire.c
 FUZZ_LINK_lists_adblock := resolver/lists.c resolver/wire.c
 FUZZ_LINK_lists_rpz := resolver/lists.c resolver/wire.c
-FUZZ_LINK_web_render := web/web_render.c resolver/stats.c
+FUZZ_LINK_web_render := web/web_render.c resolver/stats.c resolver/wire.c
 $(B)/fuzz/%: tests/fuzz/fuzz_%.c $$(FUZZ_LINK_$$*)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)

@@ -1852,27 +1852,19 @@ static size_t config_key_index(const char *section, const char *name)
 	abort();
 }
 
-/* Check that the file named by key name is a readable regular file now, so
- * that a typo shows up in "mxresolved -n", not as a failure after start-up.
- * line is where it was set, or 0 for the default. */
-static void config_check_file(struct config_loader *ld, const char *name, const char *path,
-                              unsigned line)
+/* Check that the file named by key name is a regular file, readable now
+ * unless readable is false (a file read once at start, as root, perhaps by
+ * root alone), so that a typo shows up in "mxresolved -n", not as a failure
+ * after start-up.  line is where it was set, or 0 for the default. */
+static void config_check_file(struct config_loader *ld, const char *name, const char *path, unsigned line,
+                              bool readable)
 {
 	struct stat st;
-	if (access(path, R_OK) != 0 || stat(path, &st) != 0) {
+	if ((readable && access(path, R_OK) != 0) || stat(path, &st) != 0) {
 		config_error(ld, line, "%s: %s: %s", name, path, strerror(errno));
 		return;
 	}
 	if (!S_ISREG(st.st_mode))
-		config_error(ld, line, "%s: %s: not a regular file", name, path);
-}
-
-static void config_check_present(struct config_loader *ld, const char *name, const char *path, unsigned line)
-{
-	struct stat st;
-	if (stat(path, &st) != 0)
-		config_error(ld, line, "%s: %s: %s", name, path, strerror(errno));
-	else if (!S_ISREG(st.st_mode))
 		config_error(ld, line, "%s: %s: not a regular file", name, path);
 }
 
@@ -1958,9 +1950,9 @@ static void config_check_web(struct config_loader *ld)
 		/* Only existence: the files are read at start, as root, and a
 		 * key readable by root alone must not fail a later reload. */
 		if (!ld->key_bad[cert])
-			config_check_present(ld, "tls-cert", cfg->web_tls_cert, ld->key_line[cert]);
+			config_check_file(ld, "tls-cert", cfg->web_tls_cert, ld->key_line[cert], false);
 		if (!ld->key_bad[key])
-			config_check_present(ld, "tls-key", cfg->web_tls_key, ld->key_line[key]);
+			config_check_file(ld, "tls-key", cfg->web_tls_key, ld->key_line[key], false);
 	}
 	/* The ring is indexed with a mask. */
 	unsigned n = cfg->web_query_log_size;
@@ -1980,11 +1972,11 @@ static void config_finish(struct config_loader *ld)
 	char *old;
 
 	if (!ld->key_bad[hints])
-		config_check_file(ld, "root-hints", cfg->root_hints, ld->key_line[hints]);
+		config_check_file(ld, "root-hints", cfg->root_hints, ld->key_line[hints], true);
 	if (cfg->dnssec && !ld->key_bad[anchor] && !ld->key_bad[dnssec]) {
 		/* Point at the key that asks for validation when the path is the default. */
 		unsigned line = ld->key_line[anchor] != 0 ? ld->key_line[anchor] : ld->key_line[dnssec];
-		config_check_file(ld, "trust-anchor", cfg->trust_anchor, line);
+		config_check_file(ld, "trust-anchor", cfg->trust_anchor, line, true);
 	}
 	if (!cfg->dnssec) {
 		old = cfg->trust_anchor;

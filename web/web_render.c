@@ -1,5 +1,6 @@
 /* web_render.c -- JSON and Prometheus text from plain snapshots, pure */
 #include "web_render.h"
+#include "wire.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -22,59 +23,11 @@ const char *const web_partition_names[CACHE_PART_COUNT] = { "general", "mail", "
 
 size_t web_name_to_text(const uint8_t *name, size_t name_len, char *out, size_t cap)
 {
-	size_t p = 0, o = 0;
-
-	if (name == NULL || out == NULL || cap < 2 || name_len == 0 || name_len > 255)
-		return 0;
-	if (name[0] == 0) {
-		if (name_len != 1)
-			return 0;
-		out[0] = '.';
-		out[1] = '\0';
-		return 1;
-	}
-	for (;;) {
-		size_t c = name[p];
-		if (c == 0)
-			break;
-		/* The label and the terminating zero must both lie inside name. */
-		if (c > 63 || p + 1 + c >= name_len)
-			return 0;
-		if (o > 0) {
-			if (o + 1 >= cap)
-				return 0;
-			out[o++] = '.';
-		}
-		for (size_t i = 1; i <= c; i++) {
-			uint8_t ch = name[p + i];
-			char buf[5];
-			size_t k;
-			if (ch <= 0x20 || ch >= 0x7F) {
-				buf[0] = '\\';
-				buf[1] = (char)('0' + ch / 100);
-				buf[2] = (char)('0' + ch / 10 % 10);
-				buf[3] = (char)('0' + ch % 10);
-				k = 4;
-			} else if (strchr(".\\\"();@$", ch) != NULL) {
-				buf[0] = '\\';
-				buf[1] = (char)ch;
-				k = 2;
-			} else {
-				buf[0] = (char)ch;
-				k = 1;
-			}
-			if (o + k >= cap)
-				return 0;
-			memcpy(out + o, buf, k);
-			o += k;
-		}
-		p += 1 + c;
-	}
-	/* Trailing bytes after the root label mean the length is wrong. */
-	if (p + 1 != name_len)
-		return 0;
-	out[o] = '\0';
-	return o;
+	/* wire's presentation form, without the trailing dot the API leaves off. */
+	size_t n = wire_name_to_text(name, name_len, out, cap);
+	if (n > 1 && out[n - 1] == '.')
+		out[--n] = '\0';
+	return n;
 }
 
 static const struct {

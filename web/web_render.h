@@ -22,8 +22,9 @@
 /* Presentation form of wire name name (name_len bytes) into out (cap
  * bytes, NUL-terminated) without the trailing dot, the root as ".", bytes
  * outside printable ASCII (and the space) as \DDD and . \ " ( ) ; @ $ inside
- * a label with a backslash.  Returns the length, or 0 if the name is
- * malformed or does not fit.  1024 bytes always fit a valid name. */
+ * a label with a backslash (wire_name_to_text's form, whose trailing dot
+ * needs room in out while it is written).  Returns the length, or 0 if the
+ * name is malformed or does not fit.  1024 bytes always fit a valid name. */
 size_t web_name_to_text(const uint8_t *name, size_t name_len, char *out, size_t cap);
 
 /* The mnemonic of RR type t ("A", "MX"), or "TYPEnnn" written into buf
