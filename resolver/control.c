@@ -163,54 +163,7 @@ static void reply_too_long(struct reply *r)
 }
 
 /* ------------------------------------------------------------------ */
-/* Names of things */
-
-static const struct {
-	uint16_t type;
-	const char *name;
-} control_types[] = {
-	{ 1, "A" },       { 2, "NS" },       { 5, "CNAME" },   { 6, "SOA" },   { 12, "PTR" },
-	{ 13, "HINFO" },  { 15, "MX" },      { 16, "TXT" },    { 28, "AAAA" }, { 33, "SRV" },
-	{ 43, "DS" },     { 46, "RRSIG" },   { 47, "NSEC" },   { 48, "DNSKEY" }, { 50, "NSEC3" },
-	{ 51, "NSEC3PARAM" }, { 52, "TLSA" }, { 64, "SVCB" },  { 65, "HTTPS" }, { 255, "ANY" },
-	{ 257, "CAA" },
-};
-
-/* The mnemonic of type t, or "TYPEnnn" written into buf. */
-static const char *type_name(uint16_t t, char *buf, size_t cap)
-{
-	for (size_t i = 0; i < sizeof control_types / sizeof control_types[0]; i++)
-		if (control_types[i].type == t)
-			return control_types[i].name;
-	snprintf(buf, cap, "TYPE%u", (unsigned)t);
-	return buf;
-}
-
-/* Parse a mnemonic (any case) or TYPEnnn; returns the type or -1. */
-static int type_parse(const char *s)
-{
-	for (size_t i = 0; i < sizeof control_types / sizeof control_types[0]; i++)
-		if (strcasecmp(s, control_types[i].name) == 0)
-			return control_types[i].type;
-	if (strncasecmp(s, "TYPE", 4) == 0 && s[4] >= '0' && s[4] <= '9') {
-		char *end;
-		errno = 0;
-		unsigned long v = strtoul(s + 4, &end, 10);
-		if (errno == 0 && *end == '\0' && v <= 65535)
-			return (int)v;
-	}
-	return -1;
-}
-
-static const char *rcode_name(unsigned rc, char *buf, size_t cap)
-{
-	static const char *const names[] = { "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
-	                                     "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE" };
-	if (rc < sizeof names / sizeof names[0])
-		return names[rc];
-	snprintf(buf, cap, "RCODE%u", rc);
-	return buf;
-}
+/* Names of things (types and rcodes are wire's) */
 
 static const char *dnssec_name(unsigned d)
 {
@@ -241,7 +194,7 @@ static void add_entry_line(struct reply *r, const uint8_t *qname, size_t qname_l
 	if (wire_name_to_text(qname, qname_len, name, sizeof name) == 0)
 		snprintf(name, sizeof name, "<malformed>");
 	int64_t left = rec->expires > now ? rec->expires - now : 0;
-	const char *ty = type_name(qtype, tbuf, sizeof tbuf);
+	const char *ty = wire_type_name(qtype, tbuf, sizeof tbuf);
 	char tcls[32];
 	/* The resolver only caches IN; another class is shown after the type. */
 	if (qclass != WIRE_CLASS_IN)
@@ -249,7 +202,7 @@ static void add_entry_line(struct reply *r, const uint8_t *qname, size_t qname_l
 	else
 		snprintf(tcls, sizeof tcls, "%s", ty);
 	reply_add(r, "%s %s %s %" PRId64 " %s %s %s %" PRIu64 "\n", name, tcls, part_name(rec->partition), left,
-	          now < rec->expires ? "fresh" : "stale", rcode_name(rec->rcode, rbuf, sizeof rbuf),
+	          now < rec->expires ? "fresh" : "stale", wire_rcode_name(rec->rcode, rbuf, sizeof rbuf),
 	          dnssec_name(rec->dnssec), (uint64_t)rec->full_len + rec->plain_len);
 }
 
@@ -455,7 +408,7 @@ static int add_records(struct reply *r, const uint8_t *form, size_t form_len, ui
 				reply_add(r, "IN ");
 			else
 				reply_add(r, "CLASS%u ", (unsigned)cls);
-			reply_add(r, "%s ", type_name(type, tbuf, sizeof tbuf));
+			reply_add(r, "%s ", wire_type_name(type, tbuf, sizeof tbuf));
 			add_rdata(r, msg, len, type, off, rdlen);
 			reply_add(r, "\n");
 			off += rdlen;
@@ -572,7 +525,7 @@ static void cmd_lookup(struct control_env *env, struct reply *r, int argc, char 
 	}
 	if ((qname_len = name_arg(r, argv[2], qname)) == 0)
 		return;
-	int qtype = type_parse(argv[3]);
+	int qtype = wire_type_parse(argv[3]);
 	if (qtype < 0) {
 		reply_error(r, "invalid type '%s'", argv[3]);
 		return;
@@ -645,7 +598,7 @@ static void cmd_flush(struct control_env *env, struct reply *r, int argc, char *
 		int qtype = -1;
 		if ((name_len = name_arg(r, argv[2], name)) == 0)
 			return;
-		if (argc == 4 && (qtype = type_parse(argv[3])) < 0) {
+		if (argc == 4 && (qtype = wire_type_parse(argv[3])) < 0) {
 			reply_error(r, "invalid type '%s'", argv[3]);
 			return;
 		}

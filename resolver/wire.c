@@ -7,7 +7,11 @@
  */
 #include "wire.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Header flag bits (RFC 1035 4.1.1, RFC 4035 for AD/CD). */
 #define F_QR 0x8000u
@@ -1137,4 +1141,79 @@ size_t wire_name_to_text(const uint8_t *name, size_t name_len, char *out, size_t
 		return 0; /* no terminating root label, or bytes after it */
 	out[o] = '\0';
 	return o;
+}
+
+/* ---- names of types and rcodes, for people ---- */
+
+static const struct {
+	uint16_t type;
+	const char *name;
+} wire_types[] = {
+	{ 1, "A" },          { 2, "NS" },        { 5, "CNAME" },     { 6, "SOA" },      { 10, "NULL" },
+	{ 12, "PTR" },       { 13, "HINFO" },    { 15, "MX" },       { 16, "TXT" },     { 17, "RP" },
+	{ 18, "AFSDB" },     { 28, "AAAA" },     { 29, "LOC" },      { 33, "SRV" },     { 35, "NAPTR" },
+	{ 39, "DNAME" },     { 41, "OPT" },      { 43, "DS" },       { 44, "SSHFP" },   { 46, "RRSIG" },
+	{ 47, "NSEC" },      { 48, "DNSKEY" },   { 50, "NSEC3" },    { 51, "NSEC3PARAM" },
+	{ 52, "TLSA" },      { 59, "CDS" },      { 60, "CDNSKEY" },  { 64, "SVCB" },    { 65, "HTTPS" },
+	{ 99, "SPF" },       { 251, "IXFR" },    { 252, "AXFR" },    { 255, "ANY" },    { 256, "URI" },
+	{ 257, "CAA" },
+};
+
+const char *wire_type_name(uint16_t t, char *buf, size_t cap)
+{
+	for (size_t i = 0; i < sizeof wire_types / sizeof wire_types[0]; i++)
+		if (wire_types[i].type == t)
+			return wire_types[i].name;
+	snprintf(buf, cap, "TYPE%u", (unsigned)t);
+	return buf;
+}
+
+/* The number after a prefix ("TYPE", "RCODE"), decimal digits only, at
+ * most max; -1 otherwise. */
+static long wire_number_after(const char *s, size_t prefix_len, long max)
+{
+	const char *d = s + prefix_len;
+	if (*d < '0' || *d > '9')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(d, &end, 10);
+	if (errno != 0 || *end != '\0' || v > (unsigned long)max)
+		return -1;
+	return (long)v;
+}
+
+int wire_type_parse(const char *s)
+{
+	if (s == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof wire_types / sizeof wire_types[0]; i++)
+		if (strcasecmp(s, wire_types[i].name) == 0)
+			return wire_types[i].type;
+	if (strncasecmp(s, "TYPE", 4) == 0)
+		return (int)wire_number_after(s, 4, 65535);
+	return -1;
+}
+
+static const char *const wire_rcodes[] = { "NOERROR", "FORMERR",  "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
+                                          "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE" };
+
+const char *wire_rcode_name(unsigned rc, char *buf, size_t cap)
+{
+	if (rc < sizeof wire_rcodes / sizeof wire_rcodes[0])
+		return wire_rcodes[rc];
+	snprintf(buf, cap, "RCODE%u", rc);
+	return buf;
+}
+
+int wire_rcode_parse(const char *s)
+{
+	if (s == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof wire_rcodes / sizeof wire_rcodes[0]; i++)
+		if (strcasecmp(s, wire_rcodes[i]) == 0)
+			return (int)i;
+	if (strncasecmp(s, "RCODE", 5) == 0)
+		return (int)wire_number_after(s, 5, 4095);
+	return -1;
 }

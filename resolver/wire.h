@@ -214,4 +214,20 @@ size_t wire_name_from_text(const char *text, uint8_t *out);
  * the length without the NUL, or 0 if it does not fit or name is malformed. */
 size_t wire_name_to_text(const uint8_t *name, size_t name_len, char *out, size_t cap);
 
+/* The mnemonic of RR type t ("A", "MX"), or "TYPEnnn" written into buf
+ * (at least 16 bytes).  Returns buf or a static string. */
+const char *wire_type_name(uint16_t t, char *buf, size_t cap);
+
+/* The type named by s: a mnemonic of wire_type_name in any case, or TYPEnnn.
+ * Returns the type, or -1. */
+int wire_type_parse(const char *s);
+
+/* The name of rcode rc ("NOERROR", "NXDOMAIN"), or "RCODEnn" written into
+ * buf (at least 16 bytes). */
+const char *wire_rcode_name(unsigned rc, char *buf, size_t cap);
+
+/* The rcode named by s (a name of wire_rcode_name in any case, or RCODEnn
+ * up to 4095).  Returns it, or -1. */
+int wire_rcode_parse(const char *s);
+
 #endif

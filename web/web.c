@@ -28,6 +28,7 @@
 #include "stats.h"
 #include "web_assets.h"
 #include "web_render.h"
+#include "wire.h"
 
 #define WEB_BODY_MAX 4096
 #define WEB_HOUR_STEP 5
@@ -708,14 +709,14 @@ static enum MHD_Result get_querylog(struct web *w, struct MHD_Connection *c, con
 	}
 	f.name = arg(c, "name");
 	if ((v = arg(c, "type")) != NULL) {
-		int t = web_type_parse(v);
+		int t = wire_type_parse(v);
 		if (t < 0)
 			return send_error(c, MHD_HTTP_BAD_REQUEST, "unknown type; use a mnemonic or TYPEnnn");
 		f.has_type = true;
 		f.type = (uint16_t)t;
 	}
 	if ((v = arg(c, "rcode")) != NULL) {
-		int rc = web_rcode_parse(v);
+		int rc = wire_rcode_parse(v);
 		/* The log keeps 8 bits of rcode: a larger one can never match. */
 		if (rc < 0 || rc > 255)
 			return send_error(c, MHD_HTTP_BAD_REQUEST, "unknown rcode; use a name or RCODEnn");
@@ -805,7 +806,7 @@ static enum MHD_Result get_cache(struct web *w, struct MHD_Connection *c, const 
 {
 	const char *name = arg(c, "name"), *type = arg(c, "type");
 	char line[1100], tbuf[16];
-	int t = web_type_parse(type != NULL ? type : "A");
+	int t = wire_type_parse(type != NULL ? type : "A");
 
 	if (name == NULL || !control_word_ok(name))
 		return send_error(c, MHD_HTTP_BAD_REQUEST, "name is missing or not a domain name");
@@ -817,7 +818,7 @@ static enum MHD_Result get_cache(struct web *w, struct MHD_Connection *c, const 
 	if (reply == NULL)
 		return send_json(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
 	int status;
-	char *json = web_render_cache_entry(name, web_type_name((uint16_t)t, tbuf, sizeof tbuf), reply, &status);
+	char *json = web_render_cache_entry(name, wire_type_name((uint16_t)t, tbuf, sizeof tbuf), reply, &status);
 	free(reply);
 	return send_json(c, (unsigned)status, json);
 }
@@ -841,7 +842,7 @@ static enum MHD_Result post_flush(struct web *w, struct MHD_Connection *c, json_
 		if (!json_is_string(jn) || !control_word_ok(json_string_value(jn)))
 			return send_error(c, MHD_HTTP_BAD_REQUEST, "name must be a domain name");
 		if (jt != NULL) {
-			int t = json_is_string(jt) ? web_type_parse(json_string_value(jt)) : -1;
+			int t = json_is_string(jt) ? wire_type_parse(json_string_value(jt)) : -1;
 			if (t < 0)
 				return send_error(c, MHD_HTTP_BAD_REQUEST, "unknown type; use a mnemonic or TYPEnnn");
 			snprintf(line, sizeof line, "cache flush %s TYPE%d", json_string_value(jn), t);

@@ -30,79 +30,6 @@ size_t web_name_to_text(const uint8_t *name, size_t name_len, char *out, size_t 
 	return n;
 }
 
-static const struct {
-	uint16_t type;
-	const char *name;
-} web_types[] = {
-	{ 1, "A" },          { 2, "NS" },        { 5, "CNAME" },     { 6, "SOA" },      { 10, "NULL" },
-	{ 12, "PTR" },       { 13, "HINFO" },    { 15, "MX" },       { 16, "TXT" },     { 17, "RP" },
-	{ 18, "AFSDB" },     { 28, "AAAA" },     { 29, "LOC" },      { 33, "SRV" },     { 35, "NAPTR" },
-	{ 39, "DNAME" },     { 41, "OPT" },      { 43, "DS" },       { 44, "SSHFP" },   { 46, "RRSIG" },
-	{ 47, "NSEC" },      { 48, "DNSKEY" },   { 50, "NSEC3" },    { 51, "NSEC3PARAM" },
-	{ 52, "TLSA" },      { 59, "CDS" },      { 60, "CDNSKEY" },  { 64, "SVCB" },    { 65, "HTTPS" },
-	{ 99, "SPF" },       { 251, "IXFR" },    { 252, "AXFR" },    { 255, "ANY" },    { 256, "URI" },
-	{ 257, "CAA" },
-};
-
-const char *web_type_name(uint16_t t, char *buf, size_t cap)
-{
-	for (size_t i = 0; i < sizeof web_types / sizeof web_types[0]; i++)
-		if (web_types[i].type == t)
-			return web_types[i].name;
-	snprintf(buf, cap, "TYPE%u", (unsigned)t);
-	return buf;
-}
-
-/* The number after a prefix ("TYPE", "RCODE"), decimal digits only, at
- * most max; -1 otherwise. */
-static long number_after(const char *s, size_t prefix_len, long max)
-{
-	const char *d = s + prefix_len;
-	if (*d < '0' || *d > '9')
-		return -1;
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(d, &end, 10);
-	if (errno != 0 || *end != '\0' || v > (unsigned long)max)
-		return -1;
-	return (long)v;
-}
-
-int web_type_parse(const char *s)
-{
-	if (s == NULL)
-		return -1;
-	for (size_t i = 0; i < sizeof web_types / sizeof web_types[0]; i++)
-		if (strcasecmp(s, web_types[i].name) == 0)
-			return web_types[i].type;
-	if (strncasecmp(s, "TYPE", 4) == 0)
-		return (int)number_after(s, 4, 65535);
-	return -1;
-}
-
-static const char *const web_rcodes[] = { "NOERROR", "FORMERR",  "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
-                                          "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE" };
-
-const char *web_rcode_name(unsigned rc, char *buf, size_t cap)
-{
-	if (rc < sizeof web_rcodes / sizeof web_rcodes[0])
-		return web_rcodes[rc];
-	snprintf(buf, cap, "RCODE%u", rc);
-	return buf;
-}
-
-int web_rcode_parse(const char *s)
-{
-	if (s == NULL)
-		return -1;
-	for (size_t i = 0; i < sizeof web_rcodes / sizeof web_rcodes[0]; i++)
-		if (strcasecmp(s, web_rcodes[i]) == 0)
-			return (int)i;
-	if (strncasecmp(s, "RCODE", 5) == 0)
-		return (int)number_after(s, 5, 4095);
-	return -1;
-}
-
 bool web_client_to_text(const uint8_t *key, size_t key_len, char *out, size_t cap)
 {
 	if (key != NULL && key_len == 5 && key[0] == 4 && inet_ntop(AF_INET, key + 1, out, (socklen_t)cap))
@@ -251,7 +178,7 @@ char *web_render_stats(const struct web_snapshot *s)
 	json_t *by_rcode = json_object();
 	for (unsigned rc = 0; rc < STATS_RCODES; rc++) {
 		char buf[16];
-		jset(by_rcode, web_rcode_name(rc, buf, sizeof buf), jint(s->answers[rc]), &bad);
+		jset(by_rcode, wire_rcode_name(rc, buf, sizeof buf), jint(s->answers[rc]), &bad);
 	}
 	jset(root, "answers", by_rcode, &bad);
 
@@ -456,8 +383,8 @@ static json_t *qlog_entry_json(const struct stats_qlog_entry *e, const char *con
 	if (web_name_to_text(e->qname, e->qname_len, text, sizeof text) == 0)
 		snprintf(text, sizeof text, "?");
 	jset(o, "name", json_string(text), bad);
-	jset(o, "type", json_string(web_type_name(e->qtype, tbuf, sizeof tbuf)), bad);
-	jset(o, "rcode", json_string(web_rcode_name(e->rcode, rbuf, sizeof rbuf)), bad);
+	jset(o, "type", json_string(wire_type_name(e->qtype, tbuf, sizeof tbuf)), bad);
+	jset(o, "rcode", json_string(wire_rcode_name(e->rcode, rbuf, sizeof rbuf)), bad);
 	jset(o, "cached", json_boolean(e->flags & STATS_QLOG_CACHED), bad);
 	jset(o, "stale", json_boolean(e->flags & STATS_QLOG_STALE), bad);
 	jset(o, "blocked", json_boolean(e->flags & STATS_QLOG_BLOCKED), bad);
@@ -796,7 +723,7 @@ char *web_render_metrics(const struct web_snapshot *s)
 	prom_family(&b, "mxresolved_answers_total", "counter", "Answers sent, by response code.");
 	for (unsigned rc = 0; rc < STATS_RCODES; rc++) {
 		char buf[16];
-		tb_printf(&b, "mxresolved_answers_total{rcode=\"%s\"} %" PRIu64 "\n", web_rcode_name(rc, buf, sizeof buf),
+		tb_printf(&b, "mxresolved_answers_total{rcode=\"%s\"} %" PRIu64 "\n", wire_rcode_name(rc, buf, sizeof buf),
 		          s->answers[rc]);
 	}
 

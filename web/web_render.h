@@ -27,22 +27,6 @@
  * name is malformed or does not fit.  1024 bytes always fit a valid name. */
 size_t web_name_to_text(const uint8_t *name, size_t name_len, char *out, size_t cap);
 
-/* The mnemonic of RR type t ("A", "MX"), or "TYPEnnn" written into buf
- * (at least 16 bytes).  Returns buf or a static string. */
-const char *web_type_name(uint16_t t, char *buf, size_t cap);
-
-/* The type named by s: a mnemonic of web_type_name in any case, or TYPEnnn.
- * Returns the type, or -1. */
-int web_type_parse(const char *s);
-
-/* The name of rcode rc ("NOERROR", "NXDOMAIN"), or "RCODEnn" written into
- * buf (at least 16 bytes). */
-const char *web_rcode_name(unsigned rc, char *buf, size_t cap);
-
-/* The rcode named by s (a name of web_rcode_name in any case, or RCODEnn
- * up to 4095).  Returns it, or -1. */
-int web_rcode_parse(const char *s);
-
 /* A client key of stats_client_key() (family byte, then 4 or 16 address
  * bytes) as an address text into out (at least 46 bytes).  Returns false
  * for a key of another shape (then out is "?"). */

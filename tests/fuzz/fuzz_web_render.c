@@ -13,6 +13,7 @@
  *   - a type or rcode that parses renders to a text that parses to it again;
  *   - an address that parses round-trips through its client key. */
 #include "web_render.h"
+#include "wire.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -91,11 +92,11 @@ static void check_text_inputs(const uint8_t *data, size_t size)
 	}
 
 	char buf[32];
-	int t = web_type_parse(s);
-	if (t >= 0 && web_type_parse(web_type_name((uint16_t)t, buf, sizeof buf)) != t)
+	int t = wire_type_parse(s);
+	if (t >= 0 && wire_type_parse(wire_type_name((uint16_t)t, buf, sizeof buf)) != t)
 		abort();
-	int rc = web_rcode_parse(s);
-	if (rc >= 0 && web_rcode_parse(web_rcode_name((unsigned)rc, buf, sizeof buf)) != rc)
+	int rc = wire_rcode_parse(s);
+	if (rc >= 0 && wire_rcode_parse(wire_rcode_name((unsigned)rc, buf, sizeof buf)) != rc)
 		abort();
 
 	uint8_t key[17], key2[17];
