@@ -123,6 +123,17 @@
  * for cache_get_stats, cache_walk and cache_lookup from control threads. */
 #define CACHE_SPARE_READERS 8u
 
+/* Slots of the table of last-change ids that hot tables check against;
+ * a power of two.  A collision only costs a re-read from LMDB. */
+#define CACHE_EPOCH_SLOTS 16384u
+/* A hot table: copies in a ring of bytes, found through a 4-way set
+ * associative index of one cache line per set, with an index slot per
+ * CACHE_HOT_AVG bytes of ring.  A copy larger than CACHE_HOT_MAX is never
+ * made: it would push out many small ones. */
+#define CACHE_HOT_WAYS 4u
+#define CACHE_HOT_AVG 256u
+#define CACHE_HOT_MAX 4096u
+
 #define CACHE_RING_SIZE 128u    /* power of two */
 #define CACHE_SEEN_SIZE 64u
 #define CACHE_TOUCH_BATCH 4096u
@@ -142,10 +153,41 @@ struct cache_touch {
 	uint8_t key[CACHE_KEY_BUF];
 };
 
+/* A copy in the ring: this header, the key, the value, padded to 8 bytes. */
+struct cache_hot_entry {
+	uint64_t fill_id;       /* the LMDB snapshot (txn id) it was copied from */
+	uint32_t val_len;
+	uint16_t key_len;
+	uint8_t part;
+	uint8_t pad;
+	uint8_t data[];
+};
+
+/* An index way: where in the ring a copy of the key with this hash starts.
+ * Positions count every byte ever written, so a copy is intact while the
+ * ring's head is at most one ring size past it. */
+struct cache_hot_way {
+	uint32_t hash;          /* 0 = empty (real hashes are forced odd) */
+	uint32_t len;
+	uint64_t pos;
+};
+
+struct cache_hot_set {
+	struct cache_hot_way way[CACHE_HOT_WAYS];
+};
+
 struct cache_reader {
 	struct cache *c;
 	MDB_txn *txn;
 	int active;
+	/* The hot table (cache_reader_hot): none when hot_sets is 0. */
+	unsigned hot_sets;              /* a power of two */
+	struct cache_hot_set *hot_index;
+	uint8_t *hot_ring;
+	size_t hot_size;                /* bytes in hot_ring */
+	uint64_t hot_head;              /* ring position of the next copy */
+	uint64_t snapshot_id;           /* mdb_txn_id of the current batch */
+	_Atomic uint64_t hot_hits;
 	struct cache_reader *next;      /* registry, under c->reg_lock */
 	/* Recently reported keys (hash, time), so that a hot key read many
 	 * times before the writer catches up fills one ring slot, not all. */
@@ -257,6 +299,15 @@ struct cache {
 
 	_Atomic uint64_t puts, put_drops, evictions, commits, damaged, write_errors;
 	uint64_t set_aside;
+
+	/* For the readers' hot tables: per key hash, the id of the last write
+	 * transaction that changed or deleted such a key; epoch_all, of the
+	 * last one that dropped keys wholesale.  Set by the writer before its
+	 * commit: a copy taken from an older snapshot is then never used
+	 * again, and one taken from the commit's snapshot or later stays good. */
+	_Atomic uint64_t *epoch;
+	_Atomic uint64_t epoch_all;
+	uint64_t hot_hits_gone;         /* of freed readers; under reg_lock */
 };
 
 /* ---- small helpers ---- */
@@ -313,6 +364,26 @@ static uint32_t cache_hash_fold(uint64_t h)
 	h *= CACHE_HASH_K;
 	h ^= h >> 32;
 	return (uint32_t)h;
+}
+
+/* The hash of a key, shared by the hot tables and the epoch table. */
+static uint32_t cache_key_hash(const uint8_t *key, size_t len)
+{
+	return cache_hash_fold(cache_hash_words(0x6d78, key, len)) | 1u;
+}
+
+/* Writer thread: key is about to change or go in write transaction txn. */
+static void cache_epoch_key(struct cache *c, MDB_txn *txn, const void *key, size_t len)
+{
+	uint32_t h = cache_key_hash(key, len);
+	atomic_store_explicit(&c->epoch[(h >> 7) & (CACHE_EPOCH_SLOTS - 1)], (uint64_t)mdb_txn_id(txn),
+	                      memory_order_release);
+}
+
+/* Writer thread: keys are about to go that nobody looks at one by one. */
+static void cache_epoch_all(struct cache *c, MDB_txn *txn)
+{
+	atomic_store_explicit(&c->epoch_all, (uint64_t)mdb_txn_id(txn), memory_order_release);
 }
 
 /* The checksum of a whole value: header bytes before the checksum field,
@@ -587,9 +658,43 @@ void cache_reader_free(struct cache_reader *r)
 		}
 	}
 	c->n_readers--;
+	c->hot_hits_gone += atomic_load_explicit(&r->hot_hits, memory_order_relaxed);
 	pthread_mutex_unlock(&c->reg_lock);
 	mdb_txn_abort(r->txn);
+	free(r->hot_index);
+	free(r->hot_ring);
 	free(r);
+}
+
+int cache_reader_hot(struct cache_reader *r, size_t bytes)
+{
+	free(r->hot_index);
+	free(r->hot_ring);
+	r->hot_index = NULL;
+	r->hot_ring = NULL;
+	r->hot_sets = 0;
+	r->hot_size = 0;
+	r->hot_head = 0;
+	if (bytes == 0)
+		return 0;
+	if (bytes < 4 * CACHE_HOT_MAX)
+		bytes = 4 * CACHE_HOT_MAX;
+	unsigned sets = 1;
+	while (sets < 1u << 24 && (size_t)sets * CACHE_HOT_WAYS * CACHE_HOT_AVG < bytes)
+		sets <<= 1;
+	/* calloc: the ring costs memory only as it fills. */
+	r->hot_index = calloc(sets, sizeof *r->hot_index);
+	r->hot_ring = calloc(1, bytes);
+	if (r->hot_index == NULL || r->hot_ring == NULL) {
+		free(r->hot_index);
+		free(r->hot_ring);
+		r->hot_index = NULL;
+		r->hot_ring = NULL;
+		return -1;
+	}
+	r->hot_sets = sets;
+	r->hot_size = bytes;
+	return 0;
 }
 
 int cache_reader_begin(struct cache_reader *r)
@@ -599,6 +704,7 @@ int cache_reader_begin(struct cache_reader *r)
 	if (mdb_txn_renew(r->txn) != 0)
 		return -1;
 	r->active = 1;
+	r->snapshot_id = (uint64_t)mdb_txn_id(r->txn);
 	return 0;
 }
 
@@ -624,6 +730,78 @@ static void cache_note_hit(struct cache_reader *r, const uint8_t *key, size_t ke
 	}
 }
 
+/* Whether the copy a way points at has not been written over since.  A
+ * copy's header goes before its tail, so the key compare alone would
+ * nearly always notice; but the bytes of a newer answer, which whoever
+ * serves that zone chooses, could imitate a header and a key.  The
+ * positions decide. */
+static int cache_hot_intact(const struct cache_reader *r, const struct cache_hot_way *w)
+{
+	return w->hash != 0 && r->hot_head - w->pos <= r->hot_size;
+}
+
+/* The copy of key (hash h), if the ring still holds it and it is still
+ * what LMDB has: no write since the snapshot it came from touched a key of
+ * this hash. */
+static struct cache_hot_entry *cache_hot_find(struct cache_reader *r, uint32_t h, const uint8_t *key,
+                                              size_t klen)
+{
+	struct cache_hot_set *set = &r->hot_index[(h >> 1) & (r->hot_sets - 1)];  /* bit 0 is always 1 */
+	for (unsigned i = 0; i < CACHE_HOT_WAYS; i++) {
+		struct cache_hot_way *w = &set->way[i];
+		if (w->hash != h || !cache_hot_intact(r, w))
+			continue;
+		struct cache_hot_entry *e = (struct cache_hot_entry *)(r->hot_ring + w->pos % r->hot_size);
+		if (e->key_len != klen || memcmp(e->data, key, klen) != 0)
+			continue;
+		uint64_t changed = atomic_load_explicit(&r->c->epoch[(h >> 7) & (CACHE_EPOCH_SLOTS - 1)],
+		                                        memory_order_acquire);
+		uint64_t dropped = atomic_load_explicit(&r->c->epoch_all, memory_order_acquire);
+		if (changed > e->fill_id || dropped > e->fill_id) {
+			w->hash = 0;
+			return NULL;
+		}
+		return e;
+	}
+	return NULL;
+}
+
+/* Keep a copy of a value just read and verified: at the ring's head, in
+ * the index way of the same key, or else an empty or overwritten way, or
+ * else the oldest copy's. */
+static void cache_hot_fill(struct cache_reader *r, uint32_t h, const uint8_t *key, size_t klen,
+                           const MDB_val *v, unsigned part)
+{
+	size_t need = (sizeof(struct cache_hot_entry) + klen + v->mv_size + 7) & ~(size_t)7;
+	if (need > CACHE_HOT_MAX)
+		return;
+	struct cache_hot_set *set = &r->hot_index[(h >> 1) & (r->hot_sets - 1)];
+	unsigned victim = 0;
+	for (unsigned i = 0; i < CACHE_HOT_WAYS; i++) {
+		const struct cache_hot_way *w = &set->way[i];
+		if (w->hash == h || !cache_hot_intact(r, w)) {
+			victim = i;
+			break;
+		}
+		if (w->pos < set->way[victim].pos)
+			victim = i;
+	}
+	/* A copy never wraps around the ring's end: skip to its start. */
+	uint64_t pos = r->hot_head;
+	size_t off = pos % r->hot_size;
+	if (off + need > r->hot_size)
+		pos += r->hot_size - off;
+	struct cache_hot_entry *e = (struct cache_hot_entry *)(r->hot_ring + pos % r->hot_size);
+	e->fill_id = r->snapshot_id;
+	e->val_len = (uint32_t)v->mv_size;
+	e->key_len = (uint16_t)klen;
+	e->part = (uint8_t)part;
+	memcpy(e->data, key, klen);
+	memcpy(e->data + klen, v->mv_data, v->mv_size);
+	r->hot_head = pos + need;
+	set->way[victim] = (struct cache_hot_way){ .hash = h, .len = (uint32_t)need, .pos = pos };
+}
+
 int cache_get(struct cache_reader *r, const uint8_t *qname, size_t qname_len, uint16_t qtype,
               uint16_t qclass, enum cache_partition hint, int64_t now, struct cache_record *out)
 {
@@ -635,6 +813,24 @@ int cache_get(struct cache_reader *r, const uint8_t *qname, size_t qname_len, ui
 	int klen = cache_key(key, qname, qname_len, qtype, qclass);
 	if (klen < 0)
 		return -1;
+	uint32_t h = r->hot_sets ? cache_key_hash(key, (size_t)klen) : 0;
+	if (r->hot_sets) {
+		struct cache_hot_entry *e = cache_hot_find(r, h, key, (size_t)klen);
+		/* Verified when copied: no checksum again. */
+		if (e != NULL && cache_value_decode(e->data + klen, e->val_len, out, 0) == 0) {
+			if (now >= out->stale_until)
+				return -1;
+			atomic_store_explicit(&r->hot_hits, atomic_load_explicit(&r->hot_hits, memory_order_relaxed) + 1,
+			                      memory_order_relaxed);
+			out->partition = e->part;
+			if (now - out->last_hit >= CACHE_TOUCH_EVERY_S) {
+				cache_note_hit(r, key, (size_t)klen, e->part, now);
+				/* The copy's own clock, so the next hit does not ask again. */
+				memcpy(e->data + klen + CACHE_OFF_LASTHIT, &now, 8);
+			}
+			return 0;
+		}
+	}
 	unsigned first = (unsigned)hint < CACHE_PART_COUNT ? (unsigned)hint : CACHE_PART_GENERAL;
 
 	for (unsigned n = 0; n < CACHE_PART_COUNT; n++) {
@@ -656,6 +852,8 @@ int cache_get(struct cache_reader *r, const uint8_t *qname, size_t qname_len, ui
 		out->partition = (uint8_t)p;
 		if (now - out->last_hit >= CACHE_TOUCH_EVERY_S)
 			cache_note_hit(r, key, (size_t)klen, p, now);
+		if (r->hot_sets)
+			cache_hot_fill(r, h, key, (size_t)klen, &v, p);
 		return 0;
 	}
 	return -1;
@@ -843,6 +1041,7 @@ static int64_t cache_evict(struct cache *c, unsigned p, int64_t now,
 				}
 				memcpy(resume, k.mv_data, k.mv_size);
 				resume_len = k.mv_size;
+				cache_epoch_key(c, txn, k.mv_data, k.mv_size);
 				rc = mdb_cursor_del(cur, 0);
 				if (rc != 0)
 					break;
@@ -1033,6 +1232,7 @@ static void cache_write_chunk(struct cache *c, struct cache_item *first, size_t 
 		for (size_t i = 0; i < n && rc == 0; i++, it = it->next) {
 			MDB_val k = { .mv_size = it->key_len, .mv_data = it->data };
 			MDB_val v = { .mv_size = it->val_len, .mv_data = it->data + it->key_len };
+			cache_epoch_key(c, txn, k.mv_data, k.mv_size);
 			rc = mdb_put(txn, c->dbi[it->part], &k, &v, 0);
 			for (unsigned q = 0; q < CACHE_PART_COUNT && rc == 0; q++) {
 				if (q == it->part)
@@ -1125,6 +1325,7 @@ static void cache_apply_touches(struct cache *c)
 		int bad = cache_value_decode(v.mv_data, v.mv_size, &rec, 1) != 0;
 		if (t->kind == CACHE_TOUCH_DAMAGED) {
 			if (bad) {
+				cache_epoch_key(c, txn, k.mv_data, k.mv_size);
 				rc = mdb_del(txn, c->dbi[t->part], &k, NULL);
 				log_info("cache: deleted a damaged entry from %s", cache_part_names[t->part]);
 			}
@@ -1234,6 +1435,7 @@ static int cache_delete_range(struct cache *c, unsigned p, const uint8_t *prefix
 			memcpy(last, k.mv_data, k.mv_size);
 			last_len = k.mv_size;
 			bytes += cache_entry_size(&k, &v);
+			cache_epoch_key(c, txn, k.mv_data, k.mv_size);
 			rc = mdb_cursor_del(cur, 0);
 			if (rc != 0)
 				break;
@@ -1300,8 +1502,10 @@ static int cache_drop_part(struct cache *c, unsigned p, uint64_t *deleted)
 		mdb_txn_abort(txn);
 		return 0;
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		cache_epoch_all(c, txn);
 		rc = mdb_drop(txn, c->dbi[p], 0);
+	}
 	if (rc == 0)
 		rc = mdb_txn_commit(txn);
 	else
@@ -1685,6 +1889,7 @@ static void cache_free(struct cache *c)
 	}
 	free(c->touches);
 	free(c->scratch);
+	free(c->epoch);
 	free(c->dir);
 	free(c);
 }
@@ -1708,6 +1913,9 @@ struct cache *cache_open(const struct cache_options *opt, char *err, size_t errl
 		goto fail_errno;
 	for (size_t n = strlen(c->dir); n > 1 && c->dir[n - 1] == '/'; n--)
 		c->dir[n - 1] = '\0';
+	c->epoch = calloc(CACHE_EPOCH_SLOTS, sizeof *c->epoch);
+	if (c->epoch == NULL)
+		goto fail_errno;
 	c->max_bytes = opt->max_bytes;
 	c->max_readers = opt->max_readers ? opt->max_readers : 256;
 	c->sync_interval_ms = opt->sync_interval_ms;
@@ -1852,6 +2060,11 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->damaged = atomic_load_explicit(&c->damaged, memory_order_relaxed);
 	st->write_errors = atomic_load_explicit(&c->write_errors, memory_order_relaxed);
 	st->set_aside = c->set_aside;
+	pthread_mutex_lock(&c->reg_lock);
+	st->hot_hits = c->hot_hits_gone;
+	for (struct cache_reader *r = c->readers; r; r = r->next)
+		st->hot_hits += atomic_load_explicit(&r->hot_hits, memory_order_relaxed);
+	pthread_mutex_unlock(&c->reg_lock);
 	if (mdb_env_info(c->env, &ei) == 0 && mdb_env_stat(c->env, &es) == 0) {
 		st->map_size = ei.me_mapsize;
 		st->map_used = (uint64_t)(ei.me_last_pgno + 1) * es.ms_psize;

@@ -41,9 +41,9 @@ struct cache_options {
 	unsigned sync_interval_ms;/* how often the writer fsyncs; 0 = fsync every commit */
 };
 
-/* One cached answer.  From cache_get, the pointers point into LMDB memory and
- * stay valid until the reader's cache_reader_end(); for cache_put they are
- * the caller's and are copied. */
+/* One cached answer.  From cache_get, the pointers point into LMDB memory (or
+ * the reader's hot table) and stay valid as cache_reader_begin() says; for
+ * cache_put they are the caller's and are copied. */
 struct cache_record {
 	uint8_t rcode;
 	uint8_t dnssec;         /* enum cache_dnssec */
@@ -67,6 +67,7 @@ struct cache_stats {
 	uint64_t puts, put_drops, evictions, commits;
 	uint64_t set_aside;                 /* 1 if this open moved a bad cache aside */
 	uint64_t damaged;                   /* values found damaged (served as misses) */
+	uint64_t hot_hits;                  /* gets answered from a reader's hot table */
 	uint64_t write_errors;              /* failed commits, syncs, evictions */
 };
 
@@ -88,8 +89,18 @@ void cache_close(struct cache *c);
 struct cache_reader *cache_reader_new(struct cache *c);
 void cache_reader_free(struct cache_reader *r);
 
+/* Give reader r a hot table of `bytes` (0: none, the default; at least
+ * 16 KiB): verified copies of the answers it read last, oldest overwritten
+ * first.  A get finds a copy without the B-tree walk and the checksum, and
+ * any write to its key since the copy was made sends the get back to LMDB.
+ * An answer of more than 4 KiB with its key is never copied.  The memory
+ * is touched only as it fills, plus an index of 1/16 of it.  Returns 0, or
+ * -1 when out of memory (the reader then has none). */
+int cache_reader_hot(struct cache_reader *r, size_t bytes);
+
 /* Start and end a batch of gets: a get's record pointers live until the
- * end.  Begin renews the long-lived read transaction, end resets it. */
+ * end, or until the next get on the same reader when it has a hot table.
+ * Begin renews the long-lived read transaction, end resets it. */
 int cache_reader_begin(struct cache_reader *r);
 void cache_reader_end(struct cache_reader *r);
 

@@ -124,6 +124,7 @@ static const struct config_key config_keys[] = {
 	{ "cache", "servfail-ttl", CONFIG_KIND_SEC, CONFIG_OFF(servfail_ttl), "0", "30s", "5s" },
 	{ "cache", "stale-window", CONFIG_KIND_SEC, CONFIG_OFF(stale_window), "0", "30d", "1d" },
 	{ "cache", "sync-interval", CONFIG_KIND_MSEC, CONFIG_OFF(sync_interval_ms), "0", "10m", "1s" },
+	{ "cache", "hot-size", CONFIG_KIND_SIZE, CONFIG_OFF(hot_size), "0", "1G", "8M" },
 	{ "cache", "serve-stale", CONFIG_KIND_BOOL, CONFIG_OFF(serve_stale), NULL, NULL, "true" },
 	{ "cache", "serve-stale-nxdomain", CONFIG_KIND_BOOL, CONFIG_OFF(serve_stale_nxdomain), NULL, NULL, "true" },
 	{ "cache", "stale-answer-after", CONFIG_KIND_MSEC, CONFIG_OFF(stale_answer_after_ms), "100ms", "60s",

@@ -141,6 +141,7 @@ struct config {
 	uint32_t servfail_ttl;
 	uint32_t stale_window;          /* seconds an expired entry is kept */
 	unsigned sync_interval_ms;
+	uint64_t hot_size;              /* bytes per worker: copies of recently served answers in front of LMDB */
 	bool serve_stale;               /* RFC 8767 */
 	bool serve_stale_nxdomain;
 	unsigned stale_answer_after_ms; /* client-response timer: stale answer sent after this */

@@ -461,6 +461,7 @@ static void cmd_stats(struct control_env *env, struct reply *r)
 		reply_add(r, "cache_commits %" PRIu64 "\n", st.commits);
 		reply_add(r, "cache_set_aside %" PRIu64 "\n", st.set_aside);
 		reply_add(r, "cache_damaged %" PRIu64 "\n", st.damaged);
+		reply_add(r, "cache_hot_hits %" PRIu64 "\n", st.hot_hits);
 		reply_add(r, "cache_write_errors %" PRIu64 "\n", st.write_errors);
 	}
 }

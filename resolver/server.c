@@ -2199,6 +2199,12 @@ static int worker_setup(struct server *s, unsigned index, char *err, size_t errl
 	worker_init_slots(w);
 	w->base = event_base_new();
 	w->reader = cache_reader_new(s->cache);
+	/* Only workers serve hits at a rate where the B-tree walk shows. */
+	if (w->reader != NULL && cache_reader_hot(w->reader, (size_t)s->cfg->hot_size) < 0) {
+		snprintf(err, errlen, "worker %u: out of memory for its hot answers (%llu bytes)", index,
+		         (unsigned long long)s->cfg->hot_size);
+		return -1;
+	}
 	if (w->base == NULL || w->reader == NULL || job_queue_init(&w->done) < 0) {
 		snprintf(err, errlen, "worker %u: cannot create its event loop or cache reader", index);
 		return -1;

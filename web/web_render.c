@@ -216,6 +216,7 @@ char *web_render_stats(const struct web_snapshot *s)
 		jset(co, "put_drops", jint(cs->put_drops), &bad);
 		jset(co, "evictions", jint(cs->evictions), &bad);
 		jset(co, "damaged", jint(cs->damaged), &bad);
+		jset(co, "hot_hits", jint(cs->hot_hits), &bad);
 		jset(co, "write_errors", jint(cs->write_errors), &bad);
 		jset(root, "cache", co, &bad);
 	} else {
@@ -761,6 +762,8 @@ char *web_render_metrics(const struct web_snapshot *s)
 			{ "mxresolved_cache_evictions_total", "Entries evicted.", offsetof(struct cache_stats, evictions) },
 			{ "mxresolved_cache_damaged_total", "Stored values found damaged (served as misses).",
 			  offsetof(struct cache_stats, damaged) },
+			{ "mxresolved_cache_hot_hits_total", "Hits served from a worker's in-memory copies.",
+			  offsetof(struct cache_stats, hot_hits) },
 			{ "mxresolved_cache_write_errors_total", "Failed cache commits, syncs and evictions.",
 			  offsetof(struct cache_stats, write_errors) },
 		};

@@ -13,6 +13,8 @@
 #include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1778,6 +1780,314 @@ static void test_cache_meta_gone_after_set_aside(void)
 	tmp_teardown();
 }
 
+/* ---- hot tables ---- */
+
+static uint64_t hot_hits(struct cache *c)
+{
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	return st.hot_hits;
+}
+
+/* One get in a batch of its own, as a worker does it. */
+static int get_batch(struct cache_reader *r, const char *name, uint16_t qtype, int64_t now,
+                     struct cache_record *out, uint32_t *seed_out)
+{
+	if (cache_reader_begin(r) != 0)
+		return -2;
+	int rc = get_name(r, name, qtype, CACHE_PART_GENERAL, now, out);
+	/* The forms' first byte is (seed * 31) mod 256; the tests use seeds
+	 * below 256/31 steps apart, so it names the seed. */
+	if (rc == 0 && seed_out != NULL)
+		*seed_out = out->full_len ? out->full[0] : 0xffffffffu;
+	cache_reader_end(r);
+	return rc;
+}
+
+static void test_cache_hot_serves_copy_and_sees_replacement(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	make_rec(&t, 1, 200, 80, now, 300, CACHE_PART_GENERAL);
+	CU_ASSERT(put_name(c, "mx.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(c);
+	struct cache_reader *r = cache_reader_new(c);
+	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT_FATAL(cache_reader_hot(r, 1u << 20) == 0);
+	struct cache_record out;
+
+	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+	CU_ASSERT(get_name(r, "mx.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(hot_hits(c) == 0);
+	/* The second get, even in the same batch, is the copy. */
+	CU_ASSERT(get_name(r, "MX.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(hot_hits(c) == 1);
+	CU_ASSERT(rec_matches(&out, 1, 200, 80));
+	CU_ASSERT(out.expires == now + 300);
+	CU_ASSERT(out.dnssec == CACHE_DNSSEC_SECURE);
+	CU_ASSERT(out.partition == CACHE_PART_GENERAL);
+	cache_reader_end(r);
+
+	/* A new answer for the key: the next batch gets it, not the copy. */
+	make_rec(&t, 2, 210, 90, now, 600, CACHE_PART_MAIL);
+	CU_ASSERT(put_name(c, "mx.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(c);
+	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+	CU_ASSERT(get_name(r, "mx.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(rec_matches(&out, 2, 210, 90));
+	CU_ASSERT(out.expires == now + 600);
+	CU_ASSERT(out.partition == CACHE_PART_MAIL);
+	CU_ASSERT(hot_hits(c) == 1);
+	CU_ASSERT(get_name(r, "mx.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(rec_matches(&out, 2, 210, 90));
+	CU_ASSERT(out.partition == CACHE_PART_MAIL);
+	CU_ASSERT(hot_hits(c) == 2);
+	/* Another type of the same name is another key. */
+	CU_ASSERT(get_name(r, "mx.example.com", 28, CACHE_PART_GENERAL, now, &out) == -1);
+	cache_reader_end(r);
+	/* The copy ages like the entry: gone at stale_until, not a second later. */
+	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+	CU_ASSERT(get_name(r, "mx.example.com", 1, CACHE_PART_GENERAL, now + 600 + 3599, &out) == 0);
+	CU_ASSERT(get_name(r, "mx.example.com", 1, CACHE_PART_GENERAL, now + 600 + 3600, &out) == -1);
+	cache_reader_end(r);
+	/* Hits counted by a freed reader stay counted. */
+	uint64_t before = hot_hits(c);
+	cache_reader_free(r);
+	CU_ASSERT(hot_hits(c) == before);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_hot_copies_do_not_outlive_flushes(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	const char *names[] = { "a.one.test", "b.two.test", "c.two.test", "keep.three.test" };
+	for (unsigned i = 0; i < 4; i++) {
+		make_rec(&t, i, 100, 50, now, 300, i == 3 ? CACHE_PART_GENERAL : CACHE_PART_MAIL);
+		CU_ASSERT(put_name(c, names[i], 15, &t.rec) == 0);
+	}
+	make_rec(&t, 5, 100, 50, now, 300, CACHE_PART_DNSBL);
+	CU_ASSERT(put_name(c, "2.0.0.127.bl.test", 1, &t.rec) == 0);
+	cache_flush_writes(c);
+	struct cache_reader *r = cache_reader_new(c);
+	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT_FATAL(cache_reader_hot(r, 1u << 20) == 0);
+	struct cache_record out;
+	for (int round = 0; round < 2; round++) {
+		for (unsigned i = 0; i < 4; i++)
+			CU_ASSERT(get_batch(r, names[i], 15, now, &out, NULL) == 0);
+		CU_ASSERT(get_batch(r, "2.0.0.127.bl.test", 1, now, &out, NULL) == 0);
+	}
+	CU_ASSERT(hot_hits(c) == 5);
+
+	uint8_t q[256];
+	size_t ql = wname(q, names[0]);
+	CU_ASSERT(cache_flush_name(c, q, ql, -1) == 1);
+	CU_ASSERT(get_batch(r, names[0], 15, now, &out, NULL) == -1);
+	ql = wname(q, "two.test");
+	CU_ASSERT(cache_flush_suffix(c, q, ql) == 2);
+	CU_ASSERT(get_batch(r, names[1], 15, now, &out, NULL) == -1);
+	CU_ASSERT(get_batch(r, names[2], 15, now, &out, NULL) == -1);
+	CU_ASSERT(cache_flush_partition(c, CACHE_PART_DNSBL) >= 0);
+	CU_ASSERT(get_batch(r, "2.0.0.127.bl.test", 1, now, &out, NULL) == -1);
+	/* What no flush touched is still there. */
+	uint32_t seed = 0;
+	CU_ASSERT(get_batch(r, names[3], 15, now, &out, &seed) == 0);
+	CU_ASSERT(rec_matches(&out, 3, 100, 50));
+	cache_reader_free(r);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_hot_copy_of_evicted_entry_not_served(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(32u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	char name[64];
+	for (int i = 0; i < 8000; i++) {
+		make_rec(&t, (uint32_t)i, 200, 150, now, 3600, CACHE_PART_GENERAL);
+		t.rec.last_hit = now - 8000 + i;
+		snprintf(name, sizeof name, "g%d.example.net", i);
+		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+	}
+	cache_flush_writes(c);
+	struct cache_reader *r = cache_reader_new(c);
+	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT_FATAL(cache_reader_hot(r, 1u << 20) == 0);
+	struct cache_record out;
+	/* Asked "at" its own last hit, so that the get does not refresh it
+	 * and it stays the first to go. */
+	CU_ASSERT(get_batch(r, "g0.example.net", 1, now - 8000, &out, NULL) == 0);
+	CU_ASSERT(get_batch(r, "g0.example.net", 1, now - 8000, &out, NULL) == 0);
+	CU_ASSERT(hot_hits(c) == 1);
+	uint64_t quota[CACHE_PART_COUNT] = { 1u << 20, 0, 0 };
+	cache_set_quotas(c, quota);
+	cache_flush_writes(c);
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	CU_ASSERT_FATAL(st.evictions > 0);
+	CU_ASSERT(get_batch(r, "g0.example.net", 1, now - 8000, &out, NULL) == -1);
+	CU_ASSERT(get_batch(r, "g7999.example.net", 1, now, &out, NULL) == 0);
+	cache_reader_free(r);
+	cache_close(c);
+	tmp_teardown();
+}
+
+static void test_cache_hot_small_table_never_mixes_keys(void)
+{
+	tmp_setup();
+	struct cache *c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(c != NULL);
+	int64_t now = time(NULL);
+	struct test_rec t;
+	char name[64];
+	for (uint32_t i = 0; i < 100; i++) {
+		make_rec(&t, i, 40 + i, 20 + i, now, 300, CACHE_PART_GENERAL);
+		snprintf(name, sizeof name, "n%u.mix.test", i);
+		CU_ASSERT(put_name(c, name, 16, &t.rec) == 0);
+	}
+	/* Over 4 KiB: served from LMDB every time. */
+	make_rec(&t, 200, 2048, 2048, now, 300, CACHE_PART_GENERAL);
+	CU_ASSERT(put_name(c, "big.mix.test", 16, &t.rec) == 0);
+	cache_flush_writes(c);
+	struct cache_reader *r = cache_reader_new(c);
+	CU_ASSERT_FATAL(r != NULL);
+	/* The smallest table, 16 KiB, holds about 60 of these 100: constant
+	 * replacement. */
+	CU_ASSERT_FATAL(cache_reader_hot(r, 1) == 0);
+	struct cache_record out;
+	unsigned wrong = 0, missing = 0;
+	for (int round = 0; round < 3; round++) {
+		for (uint32_t i = 0; i < 100; i++) {
+			snprintf(name, sizeof name, "n%u.mix.test", (i * 37u + (uint32_t)round) % 100u);
+			uint32_t want = (i * 37u + (uint32_t)round) % 100u;
+			CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+			for (int twice = 0; twice < 2; twice++) {
+				if (get_name(r, name, 16, CACHE_PART_GENERAL, now, &out) != 0)
+					missing++;
+				else if (!rec_matches(&out, want, 40 + want, 20 + want))
+					wrong++;
+			}
+			cache_reader_end(r);
+		}
+	}
+	CU_ASSERT(missing == 0);
+	CU_ASSERT(wrong == 0);
+	/* Every second get is a copy; of the first ones, only those whose copy
+	 * the ring still held since the last round. */
+	CU_ASSERT(hot_hits(c) >= 300);
+	CU_ASSERT(hot_hits(c) < 500);
+	uint64_t before = hot_hits(c);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT(get_batch(r, "big.mix.test", 16, now, &out, NULL) == 0);
+		CU_ASSERT(rec_matches(&out, 200, 2048, 2048));
+	}
+	CU_ASSERT(hot_hits(c) == before);
+	/* Turned off again, a reader still answers, from LMDB. */
+	CU_ASSERT(cache_reader_hot(r, 0) == 0);
+	CU_ASSERT(get_batch(r, "n5.mix.test", 16, now, &out, NULL) == 0);
+	CU_ASSERT(get_batch(r, "n5.mix.test", 16, now, &out, NULL) == 0);
+	CU_ASSERT(rec_matches(&out, 5, 45, 25));
+	CU_ASSERT(hot_hits(c) == before);
+	cache_reader_free(r);
+	cache_close(c);
+	tmp_teardown();
+}
+
+/* A writer replaces one answer over and over while a reader with a hot
+ * table reads it: a batch begun after a version was committed never sees
+ * an older one. */
+struct hot_race {
+	struct cache *c;
+	_Atomic uint32_t committed;
+	_Atomic uint32_t batches;       /* the reader's, so that the two interleave */
+	_Atomic int stop;
+	int64_t now;
+	unsigned stale_reads, reads;
+};
+
+static void *hot_race_writer(void *arg)
+{
+	struct hot_race *h = arg;
+	struct test_rec t;
+	for (uint32_t v = 1; v < 400; v++) {
+		make_rec(&t, v, 64, 32, h->now, 300, CACHE_PART_GENERAL);
+		/* The version is in the first four bytes, readable whatever v is. */
+		memcpy(t.full, &v, 4);
+		put_name(h->c, "race.hot.test", 1, &t.rec);
+		if (v % 3 == 0) {
+			make_rec(&t, v, 64, 32, h->now, 300, CACHE_PART_GENERAL);
+			put_name(h->c, "other.hot.test", 1, &t.rec);
+		}
+		cache_flush_writes(h->c);
+		atomic_store(&h->committed, v);
+		uint32_t seen = atomic_load(&h->batches);
+		while (atomic_load(&h->batches) < seen + 2)
+			sched_yield();
+	}
+	atomic_store(&h->stop, 1);
+	return NULL;
+}
+
+static void test_cache_hot_never_older_than_committed(void)
+{
+	tmp_setup();
+	struct hot_race h = { .now = time(NULL) };
+	h.c = open_cache(16u << 20);
+	CU_ASSERT_FATAL(h.c != NULL);
+	struct cache_reader *r = cache_reader_new(h.c);
+	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT_FATAL(cache_reader_hot(r, 1u << 20) == 0);
+	pthread_t th;
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, hot_race_writer, &h) == 0);
+	struct cache_record out;
+	while (!atomic_load(&h.stop)) {
+		uint32_t floor = atomic_load(&h.committed);
+		CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+		for (int i = 0; i < 4; i++) {
+			if (get_name(r, "race.hot.test", 1, CACHE_PART_GENERAL, h.now, &out) != 0) {
+				if (floor > 0)
+					h.stale_reads++;
+				continue;
+			}
+			uint32_t v;
+			memcpy(&v, out.full, 4);
+			h.reads++;
+			if (v < floor)
+				h.stale_reads++;
+		}
+		cache_reader_end(r);
+		atomic_fetch_add(&h.batches, 1);
+	}
+	pthread_join(th, NULL);
+	CU_ASSERT(h.stale_reads == 0);
+	CU_ASSERT(h.reads > 0);
+	/* And at the end, the last version, from the copy the second time. */
+	uint64_t before = hot_hits(h.c);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+		CU_ASSERT(get_name(r, "race.hot.test", 1, CACHE_PART_GENERAL, h.now, &out) == 0);
+		uint32_t v;
+		memcpy(&v, out.full, 4);
+		CU_ASSERT(v == 399);
+		cache_reader_end(r);
+	}
+	CU_ASSERT(hot_hits(h.c) > before);
+	cache_reader_free(r);
+	cache_close(h.c);
+	tmp_teardown();
+}
+
 int main(void)
 {
 	/* TEST_CACHE_DEBUG=1 shows the cache's debug lines (evictions, map full). */
@@ -1832,6 +2142,13 @@ int main(void)
 	            test_cache_meta_put_rejects_reserved_and_oversize);
 	CU_add_test(s, "test_cache_meta_survives_close_open", test_cache_meta_survives_close_open);
 	CU_add_test(s, "test_cache_meta_gone_after_set_aside", test_cache_meta_gone_after_set_aside);
+	CU_add_test(s, "test_cache_hot_serves_copy_and_sees_replacement",
+	            test_cache_hot_serves_copy_and_sees_replacement);
+	CU_add_test(s, "test_cache_hot_copies_do_not_outlive_flushes", test_cache_hot_copies_do_not_outlive_flushes);
+	CU_add_test(s, "test_cache_hot_copy_of_evicted_entry_not_served",
+	            test_cache_hot_copy_of_evicted_entry_not_served);
+	CU_add_test(s, "test_cache_hot_small_table_never_mixes_keys", test_cache_hot_small_table_never_mixes_keys);
+	CU_add_test(s, "test_cache_hot_never_older_than_committed", test_cache_hot_never_older_than_committed);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed();

@@ -130,6 +130,7 @@ static void check_most_defaults(const struct config *cfg)
 	CU_ASSERT_EQUAL(cfg->upstream_cache_bytes, 32ull << 20);
 	CU_ASSERT_EQUAL(cfg->resolver_threads, 2);
 	CU_ASSERT_EQUAL(cfg->cache_size, 256ull << 20);
+	CU_ASSERT_EQUAL(cfg->hot_size, 8ull << 20);
 	CU_ASSERT_EQUAL(cfg->max_ttl, 86400);
 	CU_ASSERT_EQUAL(cfg->negative_max_ttl, 3600);
 	CU_ASSERT_EQUAL(cfg->servfail_ttl, 5);
@@ -267,6 +268,7 @@ static void test_config_loads_every_field(void)
 	         "  servfail-ttl: 0\n"
 	         "  stale-window: 3d\n"
 	         "  sync-interval: 250ms\n"
+	         "  hot-size: 0\n"
 	         "  serve-stale: false\n"
 	         "  serve-stale-nxdomain: no\n"
 	         "  stale-answer-after: 500ms\n"
@@ -324,6 +326,7 @@ static void test_config_loads_every_field(void)
 	CU_ASSERT_EQUAL(c->outgoing_range, 16);
 	CU_ASSERT_EQUAL(c->upstream_cache_bytes, 64ull << 20);
 	CU_ASSERT_EQUAL(c->resolver_threads, 5);
+	CU_ASSERT_EQUAL(c->hot_size, 0);
 	CU_ASSERT_STRING_EQUAL(c->cache_dir, "/var/lib/mxresolved");
 	CU_ASSERT_EQUAL(c->cache_size, 2ull << 30);
 	CU_ASSERT_EQUAL(c->max_ttl, 7200);
@@ -672,10 +675,11 @@ static void test_config_rejects_workers_sequence(void)
 	expect_error("server:\n  workers: [4]\n", 2, "'workers' must be a number");
 }
 
-static void test_config_rejects_resolver_threads_out_of_range(void)
+static void test_config_rejects_threads_and_hot_size_out_of_range(void)
 {
 	expect_error("recursion:\n  resolver-threads: 0\n", 2, "'resolver-threads' must be between 1 and 16");
 	expect_error("recursion:\n  resolver-threads: 17\n", 2, "'resolver-threads' must be between 1 and 16");
+	expect_error("cache:\n  hot-size: 2G\n", 2, "'hot-size' must be between 0 and 1G");
 }
 
 static void test_config_rejects_bad_log_level(void)
@@ -1851,7 +1855,7 @@ int main(void)
 		TEST(test_config_rejects_workers_with_trailing_junk),
 		TEST(test_config_rejects_workers_too_large),
 		TEST(test_config_rejects_workers_sequence),
-		TEST(test_config_rejects_resolver_threads_out_of_range),
+		TEST(test_config_rejects_threads_and_hot_size_out_of_range),
 		TEST(test_config_rejects_bad_log_level),
 		TEST(test_config_rejects_bad_duration_unit),
 		TEST(test_config_rejects_duration_out_of_range),
