@@ -114,7 +114,7 @@ static const struct config_key config_keys[] = {
 	  "1000000", "200" },
 	{ "recursion", "max-waiters", CONFIG_KIND_NUMBER, CONFIG_OFF(max_waiters), "1", "1000000", "1000" },
 	{ "recursion", "outgoing-range", CONFIG_KIND_NUMBER, CONFIG_OFF(outgoing_range), "16", "65536", "4096" },
-	{ "recursion", "upstream-cache-size", CONFIG_KIND_SIZE, CONFIG_OFF(upstream_cache_bytes), "1M", "4G", "32M" },
+	{ "recursion", "upstream-cache-size", CONFIG_KIND_SIZE, CONFIG_OFF(upstream_cache_bytes), "1M", "4G", "24M" },
 	{ "recursion", "resolver-threads", CONFIG_KIND_NUMBER, CONFIG_OFF(resolver_threads), "1", "16", "2" },
 
 	{ "cache", "directory", CONFIG_KIND_STRING, CONFIG_OFF(cache_dir), NULL, NULL, "./var/cache" },

@@ -130,7 +130,7 @@ struct config {
 	unsigned max_pending_per_client;/* questions one client address may have in flight */
 	unsigned max_waiters;           /* clients coalesced on one question */
 	unsigned outgoing_range;
-	uint64_t upstream_cache_bytes;  /* libunbound's own message and RRset caches, each */
+	uint64_t upstream_cache_bytes;  /* libunbound's own caches, all threads together */
 	unsigned resolver_threads;      /* libunbound contexts, each on its own thread; questions sharded by hash */
 
 	/* cache: */

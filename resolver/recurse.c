@@ -101,10 +101,15 @@ struct recurse *recurse_new(struct event_base *base, const struct recurse_option
 	snprintf(num, sizeof num, "%u", opt->max_pending);
 	if (recurse_set(r->ctx, "num-queries-per-thread:", num, err, errlen) < 0)
 		goto fail;
-	snprintf(num, sizeof num, "%llu", (unsigned long long)opt->cache_bytes);
-	if (recurse_set(r->ctx, "msg-cache-size:", num, err, errlen) < 0 ||
-	    recurse_set(r->ctx, "rrset-cache-size:", num, err, errlen) < 0 ||
-	    recurse_set(r->ctx, "key-cache-size:", num, err, errlen) < 0)
+	/* Answers live in our own cache, so libunbound's message cache only
+	 * serves questions asked again while they resolve: the RRset cache,
+	 * which holds the delegations every miss walks, gets half the budget. */
+	char msg[32], rrset[32];
+	snprintf(rrset, sizeof rrset, "%llu", (unsigned long long)(opt->cache_bytes / 2));
+	snprintf(msg, sizeof msg, "%llu", (unsigned long long)(opt->cache_bytes / 4));
+	if (recurse_set(r->ctx, "msg-cache-size:", msg, err, errlen) < 0 ||
+	    recurse_set(r->ctx, "rrset-cache-size:", rrset, err, errlen) < 0 ||
+	    recurse_set(r->ctx, "key-cache-size:", msg, err, errlen) < 0)
 		goto fail;
 	/* Matches our own advertised size, so fragments are avoided both ways. */
 	if (recurse_set(r->ctx, "edns-buffer-size:", "1232", err, errlen) < 0)

@@ -35,7 +35,7 @@ struct recurse_options {
 	bool query_loopback;        /* allow upstream servers on 127.0.0.0/8 and ::1 (the test-bed) */
 	unsigned outgoing_range;    /* sockets for outgoing queries */
 	unsigned max_pending;       /* queries libunbound works on at once */
-	uint64_t cache_bytes;       /* libunbound's message and RRset caches, each */
+	uint64_t cache_bytes;       /* libunbound's caches together: RRsets 1/2, messages and keys 1/4 each */
 	const struct recurse_stub *stubs;
 	unsigned stub_count;
 };

@@ -127,7 +127,7 @@ static void check_most_defaults(const struct config *cfg)
 	CU_ASSERT_EQUAL(cfg->client_timeout_ms, 5000);
 	CU_ASSERT_EQUAL(cfg->max_pending, 10000);
 	CU_ASSERT_EQUAL(cfg->outgoing_range, 4096);
-	CU_ASSERT_EQUAL(cfg->upstream_cache_bytes, 32ull << 20);
+	CU_ASSERT_EQUAL(cfg->upstream_cache_bytes, 24ull << 20);
 	CU_ASSERT_EQUAL(cfg->resolver_threads, 2);
 	CU_ASSERT_EQUAL(cfg->cache_size, 256ull << 20);
 	CU_ASSERT_EQUAL(cfg->hot_size, 8ull << 20);
