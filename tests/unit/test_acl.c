@@ -2,6 +2,7 @@
  * clients, strict CIDR parsing, and a comparison with a naive matcher over
  * random rule sets. */
 #include "acl.h"
+#include "unit.h"
 
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
@@ -13,22 +14,6 @@
 
 /* ------------------------------------------------------------------ */
 /* Helpers */
-
-static struct sockaddr_storage sa_from_text(const char *text)
-{
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(text, ':') != NULL) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		CU_ASSERT_FATAL(inet_pton(AF_INET6, text, &s6->sin6_addr) == 1);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		CU_ASSERT_FATAL(inet_pton(AF_INET, text, &s4->sin_addr) == 1);
-	}
-	return ss;
-}
 
 static enum acl_action check(const struct acl *a, const char *client)
 {
@@ -442,14 +427,9 @@ static void test_acl_agrees_with_naive_matcher_on_random_rules(void)
 	}
 }
 
-#define T(f) { #f, f }
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		T(test_acl_default_applies_when_no_rule_matches),
 		T(test_acl_longest_prefix_wins),
 		T(test_acl_values_longest_prefix_and_default),
@@ -467,20 +447,5 @@ int main(void)
 		T(test_acl_error_buffer_may_be_small_or_absent),
 		T(test_acl_agrees_with_naive_matcher_on_random_rules),
 	};
-	int setup_failures = 0;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite suite = CU_add_suite("acl", NULL, NULL);
-	if (suite == NULL)
-		setup_failures++;
-	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-			setup_failures++;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		setup_failures++;
-	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed() || setup_failures;
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return unit_run("acl", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -6,11 +6,11 @@
  * cache_close(), to damage it or to look at the on-disk keys. */
 #include "cache.h"
 #include "log.h"
+#include "unit.h"
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <sched.h>
@@ -32,33 +32,9 @@ static void tmp_setup(void)
 	snprintf(cdir, sizeof cdir, "%s/db", tdir);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void tmp_teardown(void)
 {
-	nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* "www.example.com" -> wire form; returns its length. */
-static size_t wname(uint8_t *out, const char *name)
-{
-	size_t n = 0;
-	while (*name) {
-		const char *dot = strchr(name, '.');
-		size_t l = dot ? (size_t)(dot - name) : strlen(name);
-		out[n++] = (uint8_t)l;
-		memcpy(out + n, name, l);
-		n += l;
-		name += l + (dot ? 1 : 0);
-	}
-	out[n++] = 0;
-	return n;
+	unit_rmtree(tdir);
 }
 
 static struct cache *open_cache(uint64_t max_bytes)
@@ -70,6 +46,35 @@ static struct cache *open_cache(uint64_t max_bytes)
 	if (c == NULL)
 		fprintf(stderr, "cache_open: %s\n", err);
 	return c;
+}
+
+/* A cache in a fresh directory, and a reader of it only once the test asks
+ * with fix_reader, at the point where its reader's life is meant to begin. */
+struct fix {
+	struct cache *c;
+	struct cache_reader *r;
+};
+
+static void fix_open(struct fix *f, uint64_t max_bytes)
+{
+	tmp_setup();
+	f->c = open_cache(max_bytes);
+	CU_ASSERT_FATAL(f->c != NULL);
+	f->r = NULL;
+}
+
+static void fix_reader(struct fix *f)
+{
+	f->r = cache_reader_new(f->c);
+	CU_ASSERT_FATAL(f->r != NULL);
+}
+
+/* A test that frees the reader early sets f->r to NULL. */
+static void fix_close(struct fix *f)
+{
+	cache_reader_free(f->r);
+	cache_close(f->c);
+	tmp_teardown();
 }
 
 /* A record whose forms are filled with a pattern derived from seed, so a
@@ -239,22 +244,20 @@ static int count_bad_dirs(void)
 
 static void test_cache_put_then_get_returns_forms(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	make_rec(&t, 7, 300, 120, now, 300, CACHE_PART_GENERAL);
 	t.rec.dnssec = CACHE_DNSSEC_BOGUS;
 	t.rec.rcode = 0;
-	CU_ASSERT(put_name(c, "www.example.com", 1, &t.rec) == 0);
-	cache_flush_writes(c);
+	CU_ASSERT(put_name(f.c, "www.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(f.c);
 
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
+	fix_reader(&f);
 	struct cache_record out;
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-	CU_ASSERT(get_name(r, "www.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+	CU_ASSERT(get_name(f.r, "www.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
 	CU_ASSERT(rec_matches(&out, 7, 300, 120));
 	CU_ASSERT(out.rcode == 0);
 	CU_ASSERT(out.dnssec == CACHE_DNSSEC_BOGUS);
@@ -264,136 +267,118 @@ static void test_cache_put_then_get_returns_forms(void)
 	CU_ASSERT(out.stale_until == now + 300 + 3600);
 	CU_ASSERT(out.partition == CACHE_PART_GENERAL);
 	/* Names are keyed case-insensitively; other types and names miss. */
-	CU_ASSERT(get_name(r, "WWW.Example.COM", 1, CACHE_PART_MAIL, now, &out) == 0);
-	CU_ASSERT(get_name(r, "www.example.com", 28, CACHE_PART_GENERAL, now, &out) == -1);
-	CU_ASSERT(get_name(r, "example.com", 1, CACHE_PART_GENERAL, now, &out) == -1);
+	CU_ASSERT(get_name(f.r, "WWW.Example.COM", 1, CACHE_PART_MAIL, now, &out) == 0);
+	CU_ASSERT(get_name(f.r, "www.example.com", 28, CACHE_PART_GENERAL, now, &out) == -1);
+	CU_ASSERT(get_name(f.r, "example.com", 1, CACHE_PART_GENERAL, now, &out) == -1);
 	/* A malformed qname is a miss, not a crash. */
 	const uint8_t bad[] = { 5, 'a', 'b', 0 };
-	CU_ASSERT(cache_get(r, bad, sizeof bad, 1, 1, CACHE_PART_GENERAL, now, &out) == -1);
-	cache_reader_end(r);
+	CU_ASSERT(cache_get(f.r, bad, sizeof bad, 1, 1, CACHE_PART_GENERAL, now, &out) == -1);
+	cache_reader_end(f.r);
 	/* After end, a get without begin is a miss. */
-	CU_ASSERT(get_name(r, "www.example.com", 1, CACHE_PART_GENERAL, now, &out) == -1);
-	cache_reader_free(r);
+	CU_ASSERT(get_name(f.r, "www.example.com", 1, CACHE_PART_GENERAL, now, &out) == -1);
 
 	struct cache_stats st;
-	cache_get_stats(c, &st);
+	cache_get_stats(f.c, &st);
 	CU_ASSERT(st.entries[CACHE_PART_GENERAL] == 1);
 	CU_ASSERT(st.puts == 1);
 	CU_ASSERT(st.commits >= 1);
 	CU_ASSERT(st.map_size >= (16u << 20));
 	CU_ASSERT(st.set_aside == 0);
-	cache_close(c);
-	tmp_teardown();
+	fix_close(&f);
 }
 
 static void test_cache_get_expired_beyond_stale_is_miss(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	make_rec(&t, 1, 50, 50, now - 1000, 100, CACHE_PART_GENERAL);
 	t.rec.stale_until = now - 10;
-	CU_ASSERT(put_name(c, "old.example.com", 1, &t.rec) == 0);
-	cache_flush_writes(c);
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT(put_name(f.c, "old.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(f.c);
+	fix_reader(&f);
 	struct cache_record out;
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-	CU_ASSERT(get_name(r, "old.example.com", 1, CACHE_PART_GENERAL, now, &out) == -1);
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+	CU_ASSERT(get_name(f.r, "old.example.com", 1, CACHE_PART_GENERAL, now, &out) == -1);
 	/* Exactly at stale_until it is gone; one second before, it is there. */
-	CU_ASSERT(get_name(r, "old.example.com", 1, CACHE_PART_GENERAL, now - 10, &out) == -1);
-	CU_ASSERT(get_name(r, "old.example.com", 1, CACHE_PART_GENERAL, now - 11, &out) == 0);
-	cache_reader_end(r);
-	cache_reader_free(r);
-	cache_close(c);
-	tmp_teardown();
+	CU_ASSERT(get_name(f.r, "old.example.com", 1, CACHE_PART_GENERAL, now - 10, &out) == -1);
+	CU_ASSERT(get_name(f.r, "old.example.com", 1, CACHE_PART_GENERAL, now - 11, &out) == 0);
+	cache_reader_end(f.r);
+	fix_close(&f);
 }
 
 static void test_cache_get_within_stale_window_is_found(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	make_rec(&t, 2, 60, 40, now - 105, 100, CACHE_PART_GENERAL);
 	t.rec.stale_until = now + 100;
-	CU_ASSERT(put_name(c, "stale.example.com", 1, &t.rec) == 0);
-	cache_flush_writes(c);
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT(put_name(f.c, "stale.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(f.c);
+	fix_reader(&f);
 	struct cache_record out;
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-	CU_ASSERT(get_name(r, "stale.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+	CU_ASSERT(get_name(f.r, "stale.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
 	CU_ASSERT(out.expires <= now);
 	CU_ASSERT(out.expires == now - 5);
 	CU_ASSERT(rec_matches(&out, 2, 60, 40));
-	cache_reader_end(r);
-	cache_reader_free(r);
-	cache_close(c);
-	tmp_teardown();
+	cache_reader_end(f.r);
+	fix_close(&f);
 }
 
 static void test_cache_ttl_countdown_by_wall_clock(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	make_rec(&t, 3, 80, 80, now - 30, 300, CACHE_PART_GENERAL);
-	CU_ASSERT(put_name(c, "ttl.example.com", 1, &t.rec) == 0);
-	cache_flush_writes(c);
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT(put_name(f.c, "ttl.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(f.c);
+	fix_reader(&f);
 	struct cache_record out;
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-	CU_ASSERT(get_name(r, "ttl.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+	CU_ASSERT(get_name(f.r, "ttl.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
 	CU_ASSERT(out.stored_at == now - 30);
 	CU_ASSERT(out.ttl == 300);
 	CU_ASSERT(out.expires - now == 270);
 	/* Later, the same entry has less left. */
-	CU_ASSERT(get_name(r, "ttl.example.com", 1, CACHE_PART_GENERAL, now + 100, &out) == 0);
+	CU_ASSERT(get_name(f.r, "ttl.example.com", 1, CACHE_PART_GENERAL, now + 100, &out) == 0);
 	CU_ASSERT(out.expires - (now + 100) == 170);
-	cache_reader_end(r);
-	cache_reader_free(r);
-	cache_close(c);
-	tmp_teardown();
+	cache_reader_end(f.r);
+	fix_close(&f);
 }
 
 static void test_cache_negative_entry_roundtrip(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	make_rec(&t, 4, 400, 90, now, 900, CACHE_PART_MAIL);
 	t.rec.rcode = 3;
 	t.rec.dnssec = CACHE_DNSSEC_INSECURE;
-	CU_ASSERT(put_name(c, "nx.example.org", 15, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "nx.example.org", 15, &t.rec) == 0);
 	/* An empty plain form is allowed too (NODATA without proofs). */
 	struct test_rec e;
 	make_rec(&e, 5, 33, 0, now, 900, CACHE_PART_MAIL);
-	CU_ASSERT(put_name(c, "nodata.example.org", 15, &e.rec) == 0);
-	cache_flush_writes(c);
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT(put_name(f.c, "nodata.example.org", 15, &e.rec) == 0);
+	cache_flush_writes(f.c);
+	fix_reader(&f);
 	struct cache_record out;
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-	CU_ASSERT(get_name(r, "nx.example.org", 15, CACHE_PART_MAIL, now, &out) == 0);
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+	CU_ASSERT(get_name(f.r, "nx.example.org", 15, CACHE_PART_MAIL, now, &out) == 0);
 	CU_ASSERT(out.rcode == 3);
 	CU_ASSERT(out.dnssec == CACHE_DNSSEC_INSECURE);
 	CU_ASSERT(out.partition == CACHE_PART_MAIL);
 	CU_ASSERT(rec_matches(&out, 4, 400, 90));
-	CU_ASSERT(get_name(r, "nodata.example.org", 15, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(get_name(f.r, "nodata.example.org", 15, CACHE_PART_GENERAL, now, &out) == 0);
 	CU_ASSERT(rec_matches(&out, 5, 33, 0));
-	cache_reader_end(r);
-	cache_reader_free(r);
-	cache_close(c);
-	tmp_teardown();
+	cache_reader_end(f.r);
+	fix_close(&f);
 }
 
 static void test_cache_persists_across_close_open(void)
@@ -440,38 +425,33 @@ static void test_cache_persists_across_close_open(void)
 
 static void test_cache_hit_refreshes_last_hit(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	make_rec(&t, 8, 64, 64, now, 600, CACHE_PART_GENERAL);
 	t.rec.last_hit = now - 1000;
-	CU_ASSERT(put_name(c, "hot.example.com", 1, &t.rec) == 0);
-	cache_flush_writes(c);
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT(put_name(f.c, "hot.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(f.c);
+	fix_reader(&f);
 	struct cache_record out;
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-	CU_ASSERT(get_name(r, "hot.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+	CU_ASSERT(get_name(f.r, "hot.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
 	CU_ASSERT(out.last_hit == now - 1000);
-	cache_reader_end(r);
-	cache_flush_writes(c);
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-	CU_ASSERT(get_name(r, "hot.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	cache_reader_end(f.r);
+	cache_flush_writes(f.c);
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+	CU_ASSERT(get_name(f.r, "hot.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
 	CU_ASSERT(out.last_hit >= now);
 	CU_ASSERT(rec_matches(&out, 8, 64, 64));
-	cache_reader_end(r);
-	cache_reader_free(r);
-	cache_close(c);
-	tmp_teardown();
+	cache_reader_end(f.r);
+	fix_close(&f);
 }
 
 static void test_cache_set_quotas_shrinks_one_partition_live(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(32u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 32u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	char name[64];
@@ -479,40 +459,37 @@ static void test_cache_set_quotas_shrinks_one_partition_live(void)
 		make_rec(&t, (uint32_t)i, 200, 150, now, 3600, CACHE_PART_GENERAL);
 		t.rec.last_hit = now - 8000 + i;
 		snprintf(name, sizeof name, "g%d.example.net", i);
-		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+		CU_ASSERT(put_name(f.c, name, 1, &t.rec) == 0);
 	}
 	for (int i = 0; i < 200; i++) {
 		make_rec(&t, (uint32_t)i, 200, 150, now, 3600, CACHE_PART_MAIL);
 		snprintf(name, sizeof name, "m%d.example.com", i);
-		CU_ASSERT(put_name(c, name, 15, &t.rec) == 0);
+		CU_ASSERT(put_name(f.c, name, 15, &t.rec) == 0);
 	}
-	cache_flush_writes(c);
+	cache_flush_writes(f.c);
 	struct cache_stats before;
-	cache_get_stats(c, &before);
+	cache_get_stats(f.c, &before);
 	CU_ASSERT(before.entries[CACHE_PART_GENERAL] == 8000);
 	CU_ASSERT(before.evictions == 0);
 
 	uint64_t quota[CACHE_PART_COUNT] = { 1u << 20, 0, 0 };
-	cache_set_quotas(c, quota);
-	cache_flush_writes(c);
+	cache_set_quotas(f.c, quota);
+	cache_flush_writes(f.c);
 	struct cache_stats after;
-	cache_get_stats(c, &after);
+	cache_get_stats(f.c, &after);
 	CU_ASSERT(after.quota[CACHE_PART_GENERAL] == 1u << 20);
 	CU_ASSERT(after.evictions > 0);
 	CU_ASSERT(after.entries[CACHE_PART_GENERAL] < 8000);
 	/* Another partition's quota is not another partition's problem. */
 	CU_ASSERT(after.entries[CACHE_PART_MAIL] == 200);
 	/* The most recently hit survive. */
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
+	fix_reader(&f);
 	struct cache_record out;
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-	CU_ASSERT(get_name(r, "g7999.example.net", 1, CACHE_PART_GENERAL, now, &out) == 0);
-	CU_ASSERT(get_name(r, "g0.example.net", 1, CACHE_PART_GENERAL, now, &out) == -1);
-	cache_reader_end(r);
-	cache_reader_free(r);
-	cache_close(c);
-	tmp_teardown();
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+	CU_ASSERT(get_name(f.r, "g7999.example.net", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(get_name(f.r, "g0.example.net", 1, CACHE_PART_GENERAL, now, &out) == -1);
+	cache_reader_end(f.r);
+	fix_close(&f);
 }
 
 static void test_cache_evicts_when_partition_over_quota(void)
@@ -826,37 +803,33 @@ static void test_cache_garbage_file_is_set_aside(void)
 
 static void test_cache_partition_move_removes_old_copy(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	make_rec(&t, 1, 40, 40, now, 600, CACHE_PART_MAIL);
-	CU_ASSERT(put_name(c, "mx.example.com", 15, &t.rec) == 0);
-	cache_flush_writes(c);
+	CU_ASSERT(put_name(f.c, "mx.example.com", 15, &t.rec) == 0);
+	cache_flush_writes(f.c);
 	struct cache_stats st;
-	cache_get_stats(c, &st);
+	cache_get_stats(f.c, &st);
 	CU_ASSERT(st.entries[CACHE_PART_MAIL] == 1);
 
 	make_rec(&t, 2, 50, 30, now, 600, CACHE_PART_GENERAL);
-	CU_ASSERT(put_name(c, "mx.example.com", 15, &t.rec) == 0);
-	cache_flush_writes(c);
-	cache_get_stats(c, &st);
+	CU_ASSERT(put_name(f.c, "mx.example.com", 15, &t.rec) == 0);
+	cache_flush_writes(f.c);
+	cache_get_stats(f.c, &st);
 	CU_ASSERT(st.entries[CACHE_PART_MAIL] == 0);
 	CU_ASSERT(st.entries[CACHE_PART_GENERAL] == 1);
 
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
+	fix_reader(&f);
 	struct cache_record out;
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
 	/* Found through the wrong hint, in its new home, with the new data. */
-	CU_ASSERT(get_name(r, "mx.example.com", 15, CACHE_PART_MAIL, now, &out) == 0);
+	CU_ASSERT(get_name(f.r, "mx.example.com", 15, CACHE_PART_MAIL, now, &out) == 0);
 	CU_ASSERT(out.partition == CACHE_PART_GENERAL);
 	CU_ASSERT(rec_matches(&out, 2, 50, 30));
-	cache_reader_end(r);
-	cache_reader_free(r);
-	cache_close(c);
-	tmp_teardown();
+	cache_reader_end(f.r);
+	fix_close(&f);
 }
 
 #define READER_THREADS 4
@@ -906,9 +879,8 @@ static void *reader_main(void *p)
 
 static void test_cache_readers_in_threads(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(32u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 32u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	char name[64];
@@ -916,23 +888,23 @@ static void test_cache_readers_in_threads(void)
 		make_rec(&t, (uint32_t)i, 120, 80, now, 3600, CACHE_PART_GENERAL);
 		t.rec.last_hit = now - 120;     /* readers will report hits */
 		snprintf(name, sizeof name, "pre%d.example.com", i);
-		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+		CU_ASSERT(put_name(f.c, name, 1, &t.rec) == 0);
 	}
-	cache_flush_writes(c);
+	cache_flush_writes(f.c);
 
 	pthread_t th[READER_THREADS];
 	struct reader_arg args[READER_THREADS];
 	for (int i = 0; i < READER_THREADS; i++) {
-		args[i] = (struct reader_arg){ .c = c, .now = now };
+		args[i] = (struct reader_arg){ .c = f.c, .now = now };
 		CU_ASSERT_FATAL(pthread_create(&th[i], NULL, reader_main, &args[i]) == 0);
 	}
 	int fails = 0;
 	for (int i = 0; i < 2000; i++) {
 		make_rec(&t, (uint32_t)i, 120, 80, now, 3600, CACHE_PART_GENERAL);
 		snprintf(name, sizeof name, "new%d.example.com", i);
-		fails += put_name(c, name, 1, &t.rec) != 0;
+		fails += put_name(f.c, name, 1, &t.rec) != 0;
 		if (i % 100 == 99)
-			cache_flush_writes(c);
+			cache_flush_writes(f.c);
 	}
 	for (int i = 0; i < READER_THREADS; i++) {
 		pthread_join(th[i], NULL);
@@ -940,13 +912,12 @@ static void test_cache_readers_in_threads(void)
 		CU_ASSERT(args[i].hits == 200 * 50);
 	}
 	CU_ASSERT(fails == 0);
-	cache_flush_writes(c);
+	cache_flush_writes(f.c);
 	struct cache_stats st;
-	cache_get_stats(c, &st);
+	cache_get_stats(f.c, &st);
 	CU_ASSERT(st.entries[CACHE_PART_GENERAL] == PRELOADED + 2000);
 	CU_ASSERT(st.damaged == 0);
-	cache_close(c);
-	tmp_teardown();
+	fix_close(&f);
 }
 
 static void test_cache_suffix_keys_are_contiguous(void)
@@ -1096,27 +1067,26 @@ static int flush_suffix(struct cache *c, const char *name)
 
 static void test_cache_walk_visits_suffix_only(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	static struct seen s;
 	make_rec(&t, 1, 30, 20, now, 600, CACHE_PART_GENERAL);
-	CU_ASSERT(put_name(c, "example.com", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "example.com", 28, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "www.example.com", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "badexample.com", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "example.community", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "com", 2, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "examplf.com", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "example.net", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "example.com", 28, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "www.example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "badexample.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "example.community", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "com", 2, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "examplf.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "example.net", 1, &t.rec) == 0);
 	make_rec(&t, 2, 40, 10, now, 600, CACHE_PART_MAIL);
-	CU_ASSERT(put_name(c, "a.b.example.com", 15, &t.rec) == 0);
-	cache_flush_writes(c);
+	CU_ASSERT(put_name(f.c, "a.b.example.com", 15, &t.rec) == 0);
+	cache_flush_writes(f.c);
 
 	/* The name itself and what is under it, in every partition. */
-	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 4);
+	CU_ASSERT(walk_name(f.c, "example.com", -1, &s) == 4);
 	CU_ASSERT(s.n == 4 && s.bad == 0);
 	CU_ASSERT(seen_count(&s, "example.com", 1) == 1);
 	CU_ASSERT(seen_count(&s, "example.com", 28) == 1);
@@ -1130,23 +1100,22 @@ static void test_cache_walk_visits_suffix_only(void)
 			CU_ASSERT(s.part[i] == CACHE_PART_MAIL && s.full_len[i] == 40);
 	}
 	/* Suffixes match case-insensitively, like gets. */
-	CU_ASSERT(walk_name(c, "EXAMPLE.Com", -1, &s) == 4);
+	CU_ASSERT(walk_name(f.c, "EXAMPLE.Com", -1, &s) == 4);
 	/* com: everything but example.community and example.net. */
-	CU_ASSERT(walk_name(c, "com", -1, &s) == 7);
+	CU_ASSERT(walk_name(f.c, "com", -1, &s) == 7);
 	CU_ASSERT(seen_count(&s, "com", 2) == 1);
 	CU_ASSERT(seen_count(&s, "badexample.com", 1) == 1);
 	CU_ASSERT(seen_count(&s, "examplf.com", 1) == 1);
 	CU_ASSERT(seen_count(&s, "example.community", 0) == 0);
-	CU_ASSERT(walk_name(c, "www.example.com", -1, &s) == 1);
-	CU_ASSERT(walk_name(c, "b.example.com", -1, &s) == 1);
-	CU_ASSERT(walk_name(c, "nothere.example.com", -1, &s) == 0);
-	CU_ASSERT(walk_name(c, "community", -1, &s) == 1);
-	CU_ASSERT(walk_name(c, "org", -1, &s) == 0);
+	CU_ASSERT(walk_name(f.c, "www.example.com", -1, &s) == 1);
+	CU_ASSERT(walk_name(f.c, "b.example.com", -1, &s) == 1);
+	CU_ASSERT(walk_name(f.c, "nothere.example.com", -1, &s) == 0);
+	CU_ASSERT(walk_name(f.c, "community", -1, &s) == 1);
+	CU_ASSERT(walk_name(f.c, "org", -1, &s) == 0);
 	/* A malformed suffix is refused. */
 	const uint8_t bad[] = { 5, 'a', 'b', 0 };
-	CU_ASSERT(cache_walk(c, bad, sizeof bad, -1, now, seen_cb, &s) == -1);
-	cache_close(c);
-	tmp_teardown();
+	CU_ASSERT(cache_walk(f.c, bad, sizeof bad, -1, now, seen_cb, &s) == -1);
+	fix_close(&f);
 }
 
 static void test_cache_walk_root_visits_everything(void)
@@ -1216,9 +1185,8 @@ static void test_cache_walk_root_visits_everything(void)
 
 static void test_cache_walk_filters_partition(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	char name[64];
@@ -1228,34 +1196,32 @@ static void test_cache_walk_filters_partition(void)
 		for (int i = 0; i < per[p]; i++) {
 			make_rec(&t, (uint32_t)i, 20, 10, now, 600, (enum cache_partition)p);
 			snprintf(name, sizeof name, "p%d-%d.example.com", p, i);
-			CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+			CU_ASSERT(put_name(f.c, name, 1, &t.rec) == 0);
 		}
-	cache_flush_writes(c);
+	cache_flush_writes(f.c);
 	const uint8_t root[] = { 0 };
 	for (int p = 0; p < CACHE_PART_COUNT; p++) {
 		memset(&s, 0, sizeof s);
-		CU_ASSERT(cache_walk(c, root, sizeof root, p, now, seen_cb, &s) == per[p]);
+		CU_ASSERT(cache_walk(f.c, root, sizeof root, p, now, seen_cb, &s) == per[p]);
 		int all_here = 1;
 		for (int i = 0; i < s.n; i++)
 			if (s.part[i] != p || s.name[i][1] != '0' + p)
 				all_here = 0;
 		CU_ASSERT(all_here);
 	}
-	CU_ASSERT(walk_name(c, "example.com", CACHE_PART_MAIL, &s) == 7);
-	CU_ASSERT(walk_name(c, "p0-1.example.com", CACHE_PART_MAIL, &s) == 0);
-	CU_ASSERT(walk_name(c, "p0-1.example.com", CACHE_PART_GENERAL, &s) == 1);
-	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 15);
-	CU_ASSERT(walk_name(c, "example.com", CACHE_PART_COUNT, &s) == -1);
-	CU_ASSERT(walk_name(c, "example.com", -2, &s) == -1);
-	cache_close(c);
-	tmp_teardown();
+	CU_ASSERT(walk_name(f.c, "example.com", CACHE_PART_MAIL, &s) == 7);
+	CU_ASSERT(walk_name(f.c, "p0-1.example.com", CACHE_PART_MAIL, &s) == 0);
+	CU_ASSERT(walk_name(f.c, "p0-1.example.com", CACHE_PART_GENERAL, &s) == 1);
+	CU_ASSERT(walk_name(f.c, "example.com", -1, &s) == 15);
+	CU_ASSERT(walk_name(f.c, "example.com", CACHE_PART_COUNT, &s) == -1);
+	CU_ASSERT(walk_name(f.c, "example.com", -2, &s) == -1);
+	fix_close(&f);
 }
 
 static void test_cache_walk_stops_when_fn_returns_nonzero(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	char name[64];
@@ -1263,29 +1229,27 @@ static void test_cache_walk_stops_when_fn_returns_nonzero(void)
 	for (int i = 0; i < 600; i++) {
 		make_rec(&t, (uint32_t)i, 20, 10, now, 600, (enum cache_partition)(i % 2));
 		snprintf(name, sizeof name, "s%03d.example.com", i);
-		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+		CU_ASSERT(put_name(f.c, name, 1, &t.rec) == 0);
 	}
-	cache_flush_writes(c);
+	cache_flush_writes(f.c);
 	const uint8_t root[] = { 0 };
 	memset(&s, 0, sizeof s);
 	s.stop_after = 3;
-	CU_ASSERT(cache_walk(c, root, sizeof root, -1, now, seen_cb, &s) == 3);
+	CU_ASSERT(cache_walk(f.c, root, sizeof root, -1, now, seen_cb, &s) == 3);
 	CU_ASSERT(s.n == 3);
 	/* Across a snapshot renewal and a partition boundary too. */
 	memset(&s, 0, sizeof s);
 	s.stop_after = 400;
-	CU_ASSERT(cache_walk(c, root, sizeof root, -1, now, seen_cb, &s) == 400);
+	CU_ASSERT(cache_walk(f.c, root, sizeof root, -1, now, seen_cb, &s) == 400);
 	CU_ASSERT(s.n == 400);
 	CU_ASSERT(s.part[299] == CACHE_PART_GENERAL && s.part[300] == CACHE_PART_MAIL);
-	cache_close(c);
-	tmp_teardown();
+	fix_close(&f);
 }
 
 static void test_cache_flush_name_all_types(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	static struct seen s;
@@ -1296,130 +1260,125 @@ static void test_cache_flush_name_all_types(void)
 	static const uint16_t types[] = { 1, 28, 256, 0x0361, 65535 };
 	make_rec(&t, 1, 20, 10, now, 600, CACHE_PART_GENERAL);
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-		CU_ASSERT(put_name(c, "example.com", types[i], &t.rec) == 0);
-	CU_ASSERT(cache_put(c, q, ql, 16, 3, &t.rec) == 0);        /* class CH */
+		CU_ASSERT(put_name(f.c, "example.com", types[i], &t.rec) == 0);
+	CU_ASSERT(cache_put(f.c, q, ql, 16, 3, &t.rec) == 0);        /* class CH */
 	make_rec(&t, 2, 20, 10, now, 600, CACHE_PART_MAIL);
-	CU_ASSERT(put_name(c, "example.com", 15, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "a.example.com", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "abc.example.com", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "x.a.example.com", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "zzz.example.com", 0x0361, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "badexample.com", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "com", 1, &t.rec) == 0);
-	cache_flush_writes(c);
+	CU_ASSERT(put_name(f.c, "example.com", 15, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "a.example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "abc.example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "x.a.example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "zzz.example.com", 0x0361, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "badexample.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "com", 1, &t.rec) == 0);
+	cache_flush_writes(f.c);
 
-	CU_ASSERT(flush_name(c, "Example.COM", -1) == 7);
-	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 4);
+	CU_ASSERT(flush_name(f.c, "Example.COM", -1) == 7);
+	CU_ASSERT(walk_name(f.c, "example.com", -1, &s) == 4);
 	CU_ASSERT(seen_count(&s, "example.com", 0) == 0);
 	CU_ASSERT(seen_count(&s, "a.example.com", 1) == 1);
 	CU_ASSERT(seen_count(&s, "abc.example.com", 1) == 1);
 	CU_ASSERT(seen_count(&s, "x.a.example.com", 1) == 1);
 	CU_ASSERT(seen_count(&s, "zzz.example.com", 0x0361) == 1);
-	CU_ASSERT(walk_name(c, "com", -1, &s) == 6);
+	CU_ASSERT(walk_name(f.c, "com", -1, &s) == 6);
 	/* Nothing left to flush; a malformed name is refused. */
-	CU_ASSERT(flush_name(c, "example.com", -1) == 0);
+	CU_ASSERT(flush_name(f.c, "example.com", -1) == 0);
 	const uint8_t bad[] = { 5, 'a', 'b', 0 };
-	CU_ASSERT(cache_flush_name(c, bad, sizeof bad, -1) == -1);
+	CU_ASSERT(cache_flush_name(f.c, bad, sizeof bad, -1) == -1);
 	struct cache_stats st;
-	cache_get_stats(c, &st);
+	cache_get_stats(f.c, &st);
 	CU_ASSERT(st.entries[CACHE_PART_GENERAL] == 0);
 	CU_ASSERT(st.entries[CACHE_PART_MAIL] == 6);
 	CU_ASSERT(st.write_errors == 0);
-	cache_close(c);
-	tmp_teardown();
+	fix_close(&f);
 }
 
 static void test_cache_flush_name_one_type(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	static struct seen s;
 	uint8_t q[256];
 	size_t ql = wname(q, "example.com");
 	make_rec(&t, 1, 20, 10, now, 600, CACHE_PART_GENERAL);
-	CU_ASSERT(put_name(c, "example.com", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "example.com", 28, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "example.com", 0x0361, &t.rec) == 0);
-	CU_ASSERT(cache_put(c, q, ql, 0x0361, 3, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "abc.example.com", 0x0361, &t.rec) == 0);   /* key: \3abc... */
-	CU_ASSERT(put_name(c, "www.example.com", 0x0361, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "example.com", 28, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "example.com", 0x0361, &t.rec) == 0);
+	CU_ASSERT(cache_put(f.c, q, ql, 0x0361, 3, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "abc.example.com", 0x0361, &t.rec) == 0);   /* key: \3abc... */
+	CU_ASSERT(put_name(f.c, "www.example.com", 0x0361, &t.rec) == 0);
 	make_rec(&t, 2, 20, 10, now, 600, CACHE_PART_DNSBL);
-	CU_ASSERT(put_name(c, "example.com", 1, &t.rec) == 0);     /* moves it to dnsbl */
-	cache_flush_writes(c);
+	CU_ASSERT(put_name(f.c, "example.com", 1, &t.rec) == 0);     /* moves it to dnsbl */
+	cache_flush_writes(f.c);
 
 	/* Every class of that type, nothing else. */
-	CU_ASSERT(flush_name(c, "example.com", 0x0361) == 2);
-	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 4);
+	CU_ASSERT(flush_name(f.c, "example.com", 0x0361) == 2);
+	CU_ASSERT(walk_name(f.c, "example.com", -1, &s) == 4);
 	CU_ASSERT(seen_count(&s, "example.com", 1) == 1);
 	CU_ASSERT(seen_count(&s, "example.com", 28) == 1);
 	CU_ASSERT(seen_count(&s, "abc.example.com", 0x0361) == 1);
 	CU_ASSERT(seen_count(&s, "www.example.com", 0x0361) == 1);
 	/* Found wherever it is stored. */
-	CU_ASSERT(flush_name(c, "example.com", 1) == 1);
-	CU_ASSERT(flush_name(c, "example.com", 1) == 0);
-	CU_ASSERT(flush_name(c, "example.com", 99) == 0);
-	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 3);
+	CU_ASSERT(flush_name(f.c, "example.com", 1) == 1);
+	CU_ASSERT(flush_name(f.c, "example.com", 1) == 0);
+	CU_ASSERT(flush_name(f.c, "example.com", 99) == 0);
+	CU_ASSERT(walk_name(f.c, "example.com", -1, &s) == 3);
 	CU_ASSERT(seen_count(&s, "example.com", 28) == 1);
-	CU_ASSERT(flush_name(c, "example.com", 65536) == -1);
-	CU_ASSERT(flush_name(c, "example.com", -2) == -1);
-	cache_close(c);
-	tmp_teardown();
+	CU_ASSERT(flush_name(f.c, "example.com", 65536) == -1);
+	CU_ASSERT(flush_name(f.c, "example.com", -2) == -1);
+	fix_close(&f);
 }
 
 static void test_cache_flush_suffix_removes_subtree_only(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(32u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 32u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	char name[64];
 	static struct seen s;
 	make_rec(&t, 1, 20, 10, now, 600, CACHE_PART_GENERAL);
-	CU_ASSERT(put_name(c, "example.com", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "www.example.com", 28, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "badexample.com", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "example.community", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "www.example.com", 28, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "badexample.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "example.community", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "com", 1, &t.rec) == 0);
 	make_rec(&t, 2, 20, 10, now, 600, CACHE_PART_MAIL);
-	CU_ASSERT(put_name(c, "a.b.example.com", 15, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "a.b.example.com", 15, &t.rec) == 0);
 	make_rec(&t, 3, 20, 10, now, 600, CACHE_PART_DNSBL);
-	CU_ASSERT(put_name(c, "example.net", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "example.net", 1, &t.rec) == 0);
 	/* Enough under one suffix for several delete transactions. */
 	for (int i = 0; i < 3000; i++) {
 		snprintf(name, sizeof name, "h%d.big.example.org", i);
-		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+		CU_ASSERT(put_name(f.c, name, 1, &t.rec) == 0);
 	}
-	CU_ASSERT(put_name(c, "big.example.org", 1, &t.rec) == 0);
-	CU_ASSERT(put_name(c, "other.example.org", 1, &t.rec) == 0);
-	cache_flush_writes(c);
+	CU_ASSERT(put_name(f.c, "big.example.org", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "other.example.org", 1, &t.rec) == 0);
+	cache_flush_writes(f.c);
 
-	CU_ASSERT(flush_suffix(c, "EXAMPLE.com") == 3);
-	CU_ASSERT(walk_name(c, "example.com", -1, &s) == 0);
-	CU_ASSERT(walk_name(c, "com", -1, &s) == 2);
+	CU_ASSERT(flush_suffix(f.c, "EXAMPLE.com") == 3);
+	CU_ASSERT(walk_name(f.c, "example.com", -1, &s) == 0);
+	CU_ASSERT(walk_name(f.c, "com", -1, &s) == 2);
 	CU_ASSERT(seen_count(&s, "badexample.com", 1) == 1);
 	CU_ASSERT(seen_count(&s, "com", 1) == 1);
-	CU_ASSERT(walk_name(c, "community", -1, &s) == 1);
-	CU_ASSERT(walk_name(c, "net", -1, &s) == 1);
+	CU_ASSERT(walk_name(f.c, "community", -1, &s) == 1);
+	CU_ASSERT(walk_name(f.c, "net", -1, &s) == 1);
 
-	CU_ASSERT(flush_suffix(c, "big.example.org") == 3001);
-	CU_ASSERT(walk_name(c, "org", -1, &s) == 1);
+	CU_ASSERT(flush_suffix(f.c, "big.example.org") == 3001);
+	CU_ASSERT(walk_name(f.c, "org", -1, &s) == 1);
 	CU_ASSERT(seen_count(&s, "other.example.org", 1) == 1);
-	CU_ASSERT(flush_suffix(c, "nothere.example.org") == 0);
+	CU_ASSERT(flush_suffix(f.c, "nothere.example.org") == 0);
 
 	/* The root is everything. */
 	const uint8_t root[] = { 0 };
-	CU_ASSERT(cache_flush_suffix(c, root, sizeof root) == 5);
+	CU_ASSERT(cache_flush_suffix(f.c, root, sizeof root) == 5);
 	struct cache_stats st;
-	cache_get_stats(c, &st);
+	cache_get_stats(f.c, &st);
 	for (int p = 0; p < CACHE_PART_COUNT; p++)
 		CU_ASSERT(st.entries[p] == 0);
 	CU_ASSERT(st.write_errors == 0);
-	cache_close(c);
-	tmp_teardown();
+	fix_close(&f);
 }
 
 static void test_cache_flush_partition_leaves_others(void)
@@ -1581,21 +1540,20 @@ static void test_cache_lookup_copies_record(void)
 
 static void test_cache_lookup_small_buffer(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	make_rec(&t, 21, 300, 120, now, 300, CACHE_PART_GENERAL);
-	CU_ASSERT(put_name(c, "big.example.com", 1, &t.rec) == 0);
+	CU_ASSERT(put_name(f.c, "big.example.com", 1, &t.rec) == 0);
 	make_rec(&t, 22, 0, 0, now, 300, CACHE_PART_GENERAL);
-	CU_ASSERT(put_name(c, "empty.example.com", 1, &t.rec) == 0);
-	cache_flush_writes(c);
+	CU_ASSERT(put_name(f.c, "empty.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(f.c);
 
 	static uint8_t buf[420];
 	struct cache_record out;
 	memset(buf, 0xaa, sizeof buf);
-	CU_ASSERT(lookup_name(c, "big.example.com", 1, 1, now, &out, buf, 419) == -2);
+	CU_ASSERT(lookup_name(f.c, "big.example.com", 1, 1, now, &out, buf, 419) == -2);
 	/* The header tells how much is needed; nothing was written. */
 	CU_ASSERT(out.full == NULL && out.plain == NULL);
 	CU_ASSERT(out.full_len == 300 && out.plain_len == 120);
@@ -1605,76 +1563,69 @@ static void test_cache_lookup_small_buffer(void)
 		if (buf[i] != 0xaa)
 			untouched = 0;
 	CU_ASSERT(untouched);
-	CU_ASSERT(lookup_name(c, "big.example.com", 1, 1, now, &out, NULL, 0) == -2);
+	CU_ASSERT(lookup_name(f.c, "big.example.com", 1, 1, now, &out, NULL, 0) == -2);
 	/* Exactly enough is enough. */
-	CU_ASSERT(lookup_name(c, "big.example.com", 1, 1, now, &out, buf, 420) == 0);
+	CU_ASSERT(lookup_name(f.c, "big.example.com", 1, 1, now, &out, buf, 420) == 0);
 	CU_ASSERT(rec_matches(&out, 21, 300, 120));
 	/* Empty forms need no buffer at all. */
-	CU_ASSERT(lookup_name(c, "empty.example.com", 1, 1, now, &out, NULL, 0) == 0);
+	CU_ASSERT(lookup_name(f.c, "empty.example.com", 1, 1, now, &out, NULL, 0) == 0);
 	CU_ASSERT(out.full_len == 0 && out.plain_len == 0);
-	cache_close(c);
-	tmp_teardown();
+	fix_close(&f);
 }
 
 /* ---- the meta database ---- */
 
 static void test_cache_meta_put_get_roundtrip(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	uint8_t val[300];
 	for (size_t i = 0; i < sizeof val; i++)
 		val[i] = (uint8_t)(i * 7);
 	/* Binary values with NULs inside come back byte for byte. */
-	CU_ASSERT(cache_meta_put(c, "web.series.hour", val, sizeof val) == 0);
+	CU_ASSERT(cache_meta_put(f.c, "web.series.hour", val, sizeof val) == 0);
 	size_t len = 0;
-	uint8_t *got = cache_meta_get(c, "web.series.hour", &len);
+	uint8_t *got = cache_meta_get(f.c, "web.series.hour", &len);
 	CU_ASSERT_FATAL(got != NULL);
 	CU_ASSERT(len == sizeof val);
 	CU_ASSERT(memcmp(got, val, sizeof val) == 0);
 	free(got);
 	/* An empty value is stored and found, not taken for "none". */
-	CU_ASSERT(cache_meta_put(c, "web.empty", NULL, 0) == 0);
+	CU_ASSERT(cache_meta_put(f.c, "web.empty", NULL, 0) == 0);
 	len = 99;
-	got = cache_meta_get(c, "web.empty", &len);
+	got = cache_meta_get(f.c, "web.empty", &len);
 	CU_ASSERT(got != NULL);
 	CU_ASSERT(len == 0);
 	free(got);
-	cache_close(c);
-	tmp_teardown();
+	fix_close(&f);
 }
 
 static void test_cache_meta_put_overwrites(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
-	CU_ASSERT(cache_meta_put(c, "web.k", "a longer first value", 20) == 0);
-	CU_ASSERT(cache_meta_put(c, "web.k", "short", 5) == 0);
+	struct fix f;
+	fix_open(&f, 16u << 20);
+	CU_ASSERT(cache_meta_put(f.c, "web.k", "a longer first value", 20) == 0);
+	CU_ASSERT(cache_meta_put(f.c, "web.k", "short", 5) == 0);
 	size_t len = 0;
-	uint8_t *got = cache_meta_get(c, "web.k", &len);
+	uint8_t *got = cache_meta_get(f.c, "web.k", &len);
 	CU_ASSERT_FATAL(got != NULL);
 	CU_ASSERT(len == 5 && memcmp(got, "short", 5) == 0);
 	free(got);
-	cache_close(c);
-	tmp_teardown();
+	fix_close(&f);
 }
 
 static void test_cache_meta_get_missing_is_null(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	size_t len = 42;
-	CU_ASSERT(cache_meta_get(c, "web.nothing", &len) == NULL);
+	CU_ASSERT(cache_meta_get(f.c, "web.nothing", &len) == NULL);
 	CU_ASSERT(len == 0);
-	CU_ASSERT(cache_meta_get(c, "", &len) == NULL);
+	CU_ASSERT(cache_meta_get(f.c, "", &len) == NULL);
 	/* A key that is a prefix of a stored one is another key. */
-	CU_ASSERT(cache_meta_put(c, "web.abc", "x", 1) == 0);
-	CU_ASSERT(cache_meta_get(c, "web.ab", &len) == NULL);
-	cache_close(c);
-	tmp_teardown();
+	CU_ASSERT(cache_meta_put(f.c, "web.abc", "x", 1) == 0);
+	CU_ASSERT(cache_meta_get(f.c, "web.ab", &len) == NULL);
+	fix_close(&f);
 }
 
 static void test_cache_meta_put_rejects_reserved_and_oversize(void)
@@ -1806,111 +1757,104 @@ static int get_batch(struct cache_reader *r, const char *name, uint16_t qtype, i
 
 static void test_cache_hot_serves_copy_and_sees_replacement(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	make_rec(&t, 1, 200, 80, now, 300, CACHE_PART_GENERAL);
-	CU_ASSERT(put_name(c, "mx.example.com", 1, &t.rec) == 0);
-	cache_flush_writes(c);
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
-	CU_ASSERT_FATAL(cache_reader_hot(r, 1u << 20) == 0);
+	CU_ASSERT(put_name(f.c, "mx.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(f.c);
+	fix_reader(&f);
+	CU_ASSERT_FATAL(cache_reader_hot(f.r, 1u << 20) == 0);
 	struct cache_record out;
 
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-	CU_ASSERT(get_name(r, "mx.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
-	CU_ASSERT(hot_hits(c) == 0);
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+	CU_ASSERT(get_name(f.r, "mx.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(hot_hits(f.c) == 0);
 	/* The second get, even in the same batch, is the copy. */
-	CU_ASSERT(get_name(r, "MX.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
-	CU_ASSERT(hot_hits(c) == 1);
+	CU_ASSERT(get_name(f.r, "MX.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(hot_hits(f.c) == 1);
 	CU_ASSERT(rec_matches(&out, 1, 200, 80));
 	CU_ASSERT(out.expires == now + 300);
 	CU_ASSERT(out.dnssec == CACHE_DNSSEC_SECURE);
 	CU_ASSERT(out.partition == CACHE_PART_GENERAL);
-	cache_reader_end(r);
+	cache_reader_end(f.r);
 
 	/* A new answer for the key: the next batch gets it, not the copy. */
 	make_rec(&t, 2, 210, 90, now, 600, CACHE_PART_MAIL);
-	CU_ASSERT(put_name(c, "mx.example.com", 1, &t.rec) == 0);
-	cache_flush_writes(c);
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-	CU_ASSERT(get_name(r, "mx.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(put_name(f.c, "mx.example.com", 1, &t.rec) == 0);
+	cache_flush_writes(f.c);
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+	CU_ASSERT(get_name(f.r, "mx.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
 	CU_ASSERT(rec_matches(&out, 2, 210, 90));
 	CU_ASSERT(out.expires == now + 600);
 	CU_ASSERT(out.partition == CACHE_PART_MAIL);
-	CU_ASSERT(hot_hits(c) == 1);
-	CU_ASSERT(get_name(r, "mx.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
+	CU_ASSERT(hot_hits(f.c) == 1);
+	CU_ASSERT(get_name(f.r, "mx.example.com", 1, CACHE_PART_GENERAL, now, &out) == 0);
 	CU_ASSERT(rec_matches(&out, 2, 210, 90));
 	CU_ASSERT(out.partition == CACHE_PART_MAIL);
-	CU_ASSERT(hot_hits(c) == 2);
+	CU_ASSERT(hot_hits(f.c) == 2);
 	/* Another type of the same name is another key. */
-	CU_ASSERT(get_name(r, "mx.example.com", 28, CACHE_PART_GENERAL, now, &out) == -1);
-	cache_reader_end(r);
+	CU_ASSERT(get_name(f.r, "mx.example.com", 28, CACHE_PART_GENERAL, now, &out) == -1);
+	cache_reader_end(f.r);
 	/* The copy ages like the entry: gone at stale_until, not a second later. */
-	CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-	CU_ASSERT(get_name(r, "mx.example.com", 1, CACHE_PART_GENERAL, now + 600 + 3599, &out) == 0);
-	CU_ASSERT(get_name(r, "mx.example.com", 1, CACHE_PART_GENERAL, now + 600 + 3600, &out) == -1);
-	cache_reader_end(r);
+	CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+	CU_ASSERT(get_name(f.r, "mx.example.com", 1, CACHE_PART_GENERAL, now + 600 + 3599, &out) == 0);
+	CU_ASSERT(get_name(f.r, "mx.example.com", 1, CACHE_PART_GENERAL, now + 600 + 3600, &out) == -1);
+	cache_reader_end(f.r);
 	/* Hits counted by a freed reader stay counted. */
-	uint64_t before = hot_hits(c);
-	cache_reader_free(r);
-	CU_ASSERT(hot_hits(c) == before);
-	cache_close(c);
-	tmp_teardown();
+	uint64_t before = hot_hits(f.c);
+	cache_reader_free(f.r);
+	f.r = NULL;
+	CU_ASSERT(hot_hits(f.c) == before);
+	fix_close(&f);
 }
 
 static void test_cache_hot_copies_do_not_outlive_flushes(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	const char *names[] = { "a.one.test", "b.two.test", "c.two.test", "keep.three.test" };
 	for (unsigned i = 0; i < 4; i++) {
 		make_rec(&t, i, 100, 50, now, 300, i == 3 ? CACHE_PART_GENERAL : CACHE_PART_MAIL);
-		CU_ASSERT(put_name(c, names[i], 15, &t.rec) == 0);
+		CU_ASSERT(put_name(f.c, names[i], 15, &t.rec) == 0);
 	}
 	make_rec(&t, 5, 100, 50, now, 300, CACHE_PART_DNSBL);
-	CU_ASSERT(put_name(c, "2.0.0.127.bl.test", 1, &t.rec) == 0);
-	cache_flush_writes(c);
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
-	CU_ASSERT_FATAL(cache_reader_hot(r, 1u << 20) == 0);
+	CU_ASSERT(put_name(f.c, "2.0.0.127.bl.test", 1, &t.rec) == 0);
+	cache_flush_writes(f.c);
+	fix_reader(&f);
+	CU_ASSERT_FATAL(cache_reader_hot(f.r, 1u << 20) == 0);
 	struct cache_record out;
 	for (int round = 0; round < 2; round++) {
 		for (unsigned i = 0; i < 4; i++)
-			CU_ASSERT(get_batch(r, names[i], 15, now, &out, NULL) == 0);
-		CU_ASSERT(get_batch(r, "2.0.0.127.bl.test", 1, now, &out, NULL) == 0);
+			CU_ASSERT(get_batch(f.r, names[i], 15, now, &out, NULL) == 0);
+		CU_ASSERT(get_batch(f.r, "2.0.0.127.bl.test", 1, now, &out, NULL) == 0);
 	}
-	CU_ASSERT(hot_hits(c) == 5);
+	CU_ASSERT(hot_hits(f.c) == 5);
 
 	uint8_t q[256];
 	size_t ql = wname(q, names[0]);
-	CU_ASSERT(cache_flush_name(c, q, ql, -1) == 1);
-	CU_ASSERT(get_batch(r, names[0], 15, now, &out, NULL) == -1);
+	CU_ASSERT(cache_flush_name(f.c, q, ql, -1) == 1);
+	CU_ASSERT(get_batch(f.r, names[0], 15, now, &out, NULL) == -1);
 	ql = wname(q, "two.test");
-	CU_ASSERT(cache_flush_suffix(c, q, ql) == 2);
-	CU_ASSERT(get_batch(r, names[1], 15, now, &out, NULL) == -1);
-	CU_ASSERT(get_batch(r, names[2], 15, now, &out, NULL) == -1);
-	CU_ASSERT(cache_flush_partition(c, CACHE_PART_DNSBL) >= 0);
-	CU_ASSERT(get_batch(r, "2.0.0.127.bl.test", 1, now, &out, NULL) == -1);
+	CU_ASSERT(cache_flush_suffix(f.c, q, ql) == 2);
+	CU_ASSERT(get_batch(f.r, names[1], 15, now, &out, NULL) == -1);
+	CU_ASSERT(get_batch(f.r, names[2], 15, now, &out, NULL) == -1);
+	CU_ASSERT(cache_flush_partition(f.c, CACHE_PART_DNSBL) >= 0);
+	CU_ASSERT(get_batch(f.r, "2.0.0.127.bl.test", 1, now, &out, NULL) == -1);
 	/* What no flush touched is still there. */
 	uint32_t seed = 0;
-	CU_ASSERT(get_batch(r, names[3], 15, now, &out, &seed) == 0);
+	CU_ASSERT(get_batch(f.r, names[3], 15, now, &out, &seed) == 0);
 	CU_ASSERT(rec_matches(&out, 3, 100, 50));
-	cache_reader_free(r);
-	cache_close(c);
-	tmp_teardown();
+	fix_close(&f);
 }
 
 static void test_cache_hot_copy_of_evicted_entry_not_served(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(32u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 32u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	char name[64];
@@ -1918,90 +1862,83 @@ static void test_cache_hot_copy_of_evicted_entry_not_served(void)
 		make_rec(&t, (uint32_t)i, 200, 150, now, 3600, CACHE_PART_GENERAL);
 		t.rec.last_hit = now - 8000 + i;
 		snprintf(name, sizeof name, "g%d.example.net", i);
-		CU_ASSERT(put_name(c, name, 1, &t.rec) == 0);
+		CU_ASSERT(put_name(f.c, name, 1, &t.rec) == 0);
 	}
-	cache_flush_writes(c);
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
-	CU_ASSERT_FATAL(cache_reader_hot(r, 1u << 20) == 0);
+	cache_flush_writes(f.c);
+	fix_reader(&f);
+	CU_ASSERT_FATAL(cache_reader_hot(f.r, 1u << 20) == 0);
 	struct cache_record out;
 	/* Asked "at" its own last hit, so that the get does not refresh it
 	 * and it stays the first to go. */
-	CU_ASSERT(get_batch(r, "g0.example.net", 1, now - 8000, &out, NULL) == 0);
-	CU_ASSERT(get_batch(r, "g0.example.net", 1, now - 8000, &out, NULL) == 0);
-	CU_ASSERT(hot_hits(c) == 1);
+	CU_ASSERT(get_batch(f.r, "g0.example.net", 1, now - 8000, &out, NULL) == 0);
+	CU_ASSERT(get_batch(f.r, "g0.example.net", 1, now - 8000, &out, NULL) == 0);
+	CU_ASSERT(hot_hits(f.c) == 1);
 	uint64_t quota[CACHE_PART_COUNT] = { 1u << 20, 0, 0 };
-	cache_set_quotas(c, quota);
-	cache_flush_writes(c);
+	cache_set_quotas(f.c, quota);
+	cache_flush_writes(f.c);
 	struct cache_stats st;
-	cache_get_stats(c, &st);
+	cache_get_stats(f.c, &st);
 	CU_ASSERT_FATAL(st.evictions > 0);
-	CU_ASSERT(get_batch(r, "g0.example.net", 1, now - 8000, &out, NULL) == -1);
-	CU_ASSERT(get_batch(r, "g7999.example.net", 1, now, &out, NULL) == 0);
-	cache_reader_free(r);
-	cache_close(c);
-	tmp_teardown();
+	CU_ASSERT(get_batch(f.r, "g0.example.net", 1, now - 8000, &out, NULL) == -1);
+	CU_ASSERT(get_batch(f.r, "g7999.example.net", 1, now, &out, NULL) == 0);
+	fix_close(&f);
 }
 
 static void test_cache_hot_small_table_never_mixes_keys(void)
 {
-	tmp_setup();
-	struct cache *c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(c != NULL);
+	struct fix f;
+	fix_open(&f, 16u << 20);
 	int64_t now = time(NULL);
 	struct test_rec t;
 	char name[64];
 	for (uint32_t i = 0; i < 100; i++) {
 		make_rec(&t, i, 40 + i, 20 + i, now, 300, CACHE_PART_GENERAL);
 		snprintf(name, sizeof name, "n%u.mix.test", i);
-		CU_ASSERT(put_name(c, name, 16, &t.rec) == 0);
+		CU_ASSERT(put_name(f.c, name, 16, &t.rec) == 0);
 	}
 	/* Over 4 KiB: served from LMDB every time. */
 	make_rec(&t, 200, 2048, 2048, now, 300, CACHE_PART_GENERAL);
-	CU_ASSERT(put_name(c, "big.mix.test", 16, &t.rec) == 0);
-	cache_flush_writes(c);
-	struct cache_reader *r = cache_reader_new(c);
-	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT(put_name(f.c, "big.mix.test", 16, &t.rec) == 0);
+	cache_flush_writes(f.c);
+	fix_reader(&f);
 	/* The smallest table, 16 KiB, holds about 60 of these 100: constant
 	 * replacement. */
-	CU_ASSERT_FATAL(cache_reader_hot(r, 1) == 0);
+	CU_ASSERT_FATAL(cache_reader_hot(f.r, 1) == 0);
 	struct cache_record out;
 	unsigned wrong = 0, missing = 0;
 	for (int round = 0; round < 3; round++) {
 		for (uint32_t i = 0; i < 100; i++) {
 			snprintf(name, sizeof name, "n%u.mix.test", (i * 37u + (uint32_t)round) % 100u);
 			uint32_t want = (i * 37u + (uint32_t)round) % 100u;
-			CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+			CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
 			for (int twice = 0; twice < 2; twice++) {
-				if (get_name(r, name, 16, CACHE_PART_GENERAL, now, &out) != 0)
+				if (get_name(f.r, name, 16, CACHE_PART_GENERAL, now, &out) != 0)
 					missing++;
 				else if (!rec_matches(&out, want, 40 + want, 20 + want))
 					wrong++;
 			}
-			cache_reader_end(r);
+			cache_reader_end(f.r);
 		}
 	}
 	CU_ASSERT(missing == 0);
 	CU_ASSERT(wrong == 0);
 	/* Every second get is a copy; of the first ones, only those whose copy
 	 * the ring still held since the last round. */
-	CU_ASSERT(hot_hits(c) >= 300);
-	CU_ASSERT(hot_hits(c) < 500);
-	uint64_t before = hot_hits(c);
+	CU_ASSERT(hot_hits(f.c) >= 300);
+	CU_ASSERT(hot_hits(f.c) < 500);
+	uint64_t before = hot_hits(f.c);
 	for (int i = 0; i < 3; i++) {
-		CU_ASSERT(get_batch(r, "big.mix.test", 16, now, &out, NULL) == 0);
+		CU_ASSERT(get_batch(f.r, "big.mix.test", 16, now, &out, NULL) == 0);
 		CU_ASSERT(rec_matches(&out, 200, 2048, 2048));
 	}
-	CU_ASSERT(hot_hits(c) == before);
+	CU_ASSERT(hot_hits(f.c) == before);
 	/* Turned off again, a reader still answers, from LMDB. */
-	CU_ASSERT(cache_reader_hot(r, 0) == 0);
-	CU_ASSERT(get_batch(r, "n5.mix.test", 16, now, &out, NULL) == 0);
-	CU_ASSERT(get_batch(r, "n5.mix.test", 16, now, &out, NULL) == 0);
+	CU_ASSERT(cache_reader_hot(f.r, 0) == 0);
+	CU_ASSERT(get_batch(f.r, "n5.mix.test", 16, now, &out, NULL) == 0);
+	CU_ASSERT(get_batch(f.r, "n5.mix.test", 16, now, &out, NULL) == 0);
 	CU_ASSERT(rec_matches(&out, 5, 45, 25));
-	CU_ASSERT(hot_hits(c) == before);
-	cache_reader_free(r);
-	cache_close(c);
-	tmp_teardown();
+	CU_ASSERT(hot_hits(f.c) == before);
+	fix_close(&f);
 }
 
 /* A writer replaces one answer over and over while a reader with a hot
@@ -2041,21 +1978,19 @@ static void *hot_race_writer(void *arg)
 
 static void test_cache_hot_never_older_than_committed(void)
 {
-	tmp_setup();
-	struct hot_race h = { .now = time(NULL) };
-	h.c = open_cache(16u << 20);
-	CU_ASSERT_FATAL(h.c != NULL);
-	struct cache_reader *r = cache_reader_new(h.c);
-	CU_ASSERT_FATAL(r != NULL);
-	CU_ASSERT_FATAL(cache_reader_hot(r, 1u << 20) == 0);
+	struct fix f;
+	fix_open(&f, 16u << 20);
+	fix_reader(&f);
+	struct hot_race h = { .c = f.c, .now = time(NULL) };
+	CU_ASSERT_FATAL(cache_reader_hot(f.r, 1u << 20) == 0);
 	pthread_t th;
 	CU_ASSERT_FATAL(pthread_create(&th, NULL, hot_race_writer, &h) == 0);
 	struct cache_record out;
 	while (!atomic_load(&h.stop)) {
 		uint32_t floor = atomic_load(&h.committed);
-		CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
+		CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
 		for (int i = 0; i < 4; i++) {
-			if (get_name(r, "race.hot.test", 1, CACHE_PART_GENERAL, h.now, &out) != 0) {
+			if (get_name(f.r, "race.hot.test", 1, CACHE_PART_GENERAL, h.now, &out) != 0) {
 				if (floor > 0)
 					h.stale_reads++;
 				continue;
@@ -2066,7 +2001,7 @@ static void test_cache_hot_never_older_than_committed(void)
 			if (v < floor)
 				h.stale_reads++;
 		}
-		cache_reader_end(r);
+		cache_reader_end(f.r);
 		atomic_fetch_add(&h.batches, 1);
 	}
 	pthread_join(th, NULL);
@@ -2075,83 +2010,61 @@ static void test_cache_hot_never_older_than_committed(void)
 	/* And at the end, the last version, from the copy the second time. */
 	uint64_t before = hot_hits(h.c);
 	for (int i = 0; i < 2; i++) {
-		CU_ASSERT_FATAL(cache_reader_begin(r) == 0);
-		CU_ASSERT(get_name(r, "race.hot.test", 1, CACHE_PART_GENERAL, h.now, &out) == 0);
+		CU_ASSERT_FATAL(cache_reader_begin(f.r) == 0);
+		CU_ASSERT(get_name(f.r, "race.hot.test", 1, CACHE_PART_GENERAL, h.now, &out) == 0);
 		uint32_t v;
 		memcpy(&v, out.full, 4);
 		CU_ASSERT(v == 399);
-		cache_reader_end(r);
+		cache_reader_end(f.r);
 	}
 	CU_ASSERT(hot_hits(h.c) > before);
-	cache_reader_free(r);
-	cache_close(h.c);
-	tmp_teardown();
+	fix_close(&f);
 }
 
 int main(void)
 {
+	static const struct unit_test tests[] = {
+		T(test_cache_put_then_get_returns_forms),
+		T(test_cache_get_expired_beyond_stale_is_miss),
+		T(test_cache_get_within_stale_window_is_found),
+		T(test_cache_ttl_countdown_by_wall_clock),
+		T(test_cache_negative_entry_roundtrip),
+		T(test_cache_persists_across_close_open),
+		T(test_cache_hit_refreshes_last_hit),
+		T(test_cache_evicts_when_partition_over_quota),
+		T(test_cache_set_quotas_shrinks_one_partition_live),
+		T(test_cache_map_full_never_fails_put),
+		T(test_cache_corrupt_value_is_miss),
+		T(test_cache_wrong_format_version_is_set_aside),
+		T(test_cache_garbage_file_is_set_aside),
+		T(test_cache_partition_move_removes_old_copy),
+		T(test_cache_readers_in_threads),
+		T(test_cache_suffix_keys_are_contiguous),
+		T(test_cache_walk_visits_suffix_only),
+		T(test_cache_walk_root_visits_everything),
+		T(test_cache_walk_filters_partition),
+		T(test_cache_walk_stops_when_fn_returns_nonzero),
+		T(test_cache_flush_name_all_types),
+		T(test_cache_flush_name_one_type),
+		T(test_cache_flush_suffix_removes_subtree_only),
+		T(test_cache_flush_partition_leaves_others),
+		T(test_cache_flush_after_queued_put_wins),
+		T(test_cache_lookup_copies_record),
+		T(test_cache_lookup_small_buffer),
+		T(test_cache_meta_put_get_roundtrip),
+		T(test_cache_meta_put_overwrites),
+		T(test_cache_meta_get_missing_is_null),
+		T(test_cache_meta_put_rejects_reserved_and_oversize),
+		T(test_cache_meta_survives_close_open),
+		T(test_cache_meta_gone_after_set_aside),
+		T(test_cache_hot_serves_copy_and_sees_replacement),
+		T(test_cache_hot_copies_do_not_outlive_flushes),
+		T(test_cache_hot_copy_of_evicted_entry_not_served),
+		T(test_cache_hot_small_table_never_mixes_keys),
+		T(test_cache_hot_never_older_than_committed),
+	};
+
 	/* TEST_CACHE_DEBUG=1 shows the cache's debug lines (evictions, map full). */
 	log_set_level(getenv("TEST_CACHE_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN);
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("cache", NULL, NULL);
-	if (s == NULL)
-		return 1;
-	CU_add_test(s, "test_cache_put_then_get_returns_forms", test_cache_put_then_get_returns_forms);
-	CU_add_test(s, "test_cache_get_expired_beyond_stale_is_miss",
-	            test_cache_get_expired_beyond_stale_is_miss);
-	CU_add_test(s, "test_cache_get_within_stale_window_is_found",
-	            test_cache_get_within_stale_window_is_found);
-	CU_add_test(s, "test_cache_ttl_countdown_by_wall_clock", test_cache_ttl_countdown_by_wall_clock);
-	CU_add_test(s, "test_cache_negative_entry_roundtrip", test_cache_negative_entry_roundtrip);
-	CU_add_test(s, "test_cache_persists_across_close_open", test_cache_persists_across_close_open);
-	CU_add_test(s, "test_cache_hit_refreshes_last_hit", test_cache_hit_refreshes_last_hit);
-	CU_add_test(s, "test_cache_evicts_when_partition_over_quota",
-	            test_cache_evicts_when_partition_over_quota);
-	CU_add_test(s, "test_cache_set_quotas_shrinks_one_partition_live",
-	            test_cache_set_quotas_shrinks_one_partition_live);
-	CU_add_test(s, "test_cache_map_full_never_fails_put", test_cache_map_full_never_fails_put);
-	CU_add_test(s, "test_cache_corrupt_value_is_miss", test_cache_corrupt_value_is_miss);
-	CU_add_test(s, "test_cache_wrong_format_version_is_set_aside",
-	            test_cache_wrong_format_version_is_set_aside);
-	CU_add_test(s, "test_cache_garbage_file_is_set_aside", test_cache_garbage_file_is_set_aside);
-	CU_add_test(s, "test_cache_partition_move_removes_old_copy",
-	            test_cache_partition_move_removes_old_copy);
-	CU_add_test(s, "test_cache_readers_in_threads", test_cache_readers_in_threads);
-	CU_add_test(s, "test_cache_suffix_keys_are_contiguous", test_cache_suffix_keys_are_contiguous);
-	CU_add_test(s, "test_cache_walk_visits_suffix_only", test_cache_walk_visits_suffix_only);
-	CU_add_test(s, "test_cache_walk_root_visits_everything",
-	            test_cache_walk_root_visits_everything);
-	CU_add_test(s, "test_cache_walk_filters_partition", test_cache_walk_filters_partition);
-	CU_add_test(s, "test_cache_walk_stops_when_fn_returns_nonzero",
-	            test_cache_walk_stops_when_fn_returns_nonzero);
-	CU_add_test(s, "test_cache_flush_name_all_types", test_cache_flush_name_all_types);
-	CU_add_test(s, "test_cache_flush_name_one_type", test_cache_flush_name_one_type);
-	CU_add_test(s, "test_cache_flush_suffix_removes_subtree_only",
-	            test_cache_flush_suffix_removes_subtree_only);
-	CU_add_test(s, "test_cache_flush_partition_leaves_others",
-	            test_cache_flush_partition_leaves_others);
-	CU_add_test(s, "test_cache_flush_after_queued_put_wins",
-	            test_cache_flush_after_queued_put_wins);
-	CU_add_test(s, "test_cache_lookup_copies_record", test_cache_lookup_copies_record);
-	CU_add_test(s, "test_cache_lookup_small_buffer", test_cache_lookup_small_buffer);
-	CU_add_test(s, "test_cache_meta_put_get_roundtrip", test_cache_meta_put_get_roundtrip);
-	CU_add_test(s, "test_cache_meta_put_overwrites", test_cache_meta_put_overwrites);
-	CU_add_test(s, "test_cache_meta_get_missing_is_null", test_cache_meta_get_missing_is_null);
-	CU_add_test(s, "test_cache_meta_put_rejects_reserved_and_oversize",
-	            test_cache_meta_put_rejects_reserved_and_oversize);
-	CU_add_test(s, "test_cache_meta_survives_close_open", test_cache_meta_survives_close_open);
-	CU_add_test(s, "test_cache_meta_gone_after_set_aside", test_cache_meta_gone_after_set_aside);
-	CU_add_test(s, "test_cache_hot_serves_copy_and_sees_replacement",
-	            test_cache_hot_serves_copy_and_sees_replacement);
-	CU_add_test(s, "test_cache_hot_copies_do_not_outlive_flushes", test_cache_hot_copies_do_not_outlive_flushes);
-	CU_add_test(s, "test_cache_hot_copy_of_evicted_entry_not_served",
-	            test_cache_hot_copy_of_evicted_entry_not_served);
-	CU_add_test(s, "test_cache_hot_small_table_never_mixes_keys", test_cache_hot_small_table_never_mixes_keys);
-	CU_add_test(s, "test_cache_hot_never_older_than_committed", test_cache_hot_never_older_than_committed);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed;
+	return unit_run("cache", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -4,6 +4,7 @@
  * serve-stale eligibility and the prefetch trigger.  Every test builds its
  * struct config by hand, zeroed, with only what it needs set. */
 #include "cachepolicy.h"
+#include "unit.h"
 
 #include <CUnit/Basic.h>
 #include <stdint.h>
@@ -817,14 +818,9 @@ static void test_cachepolicy_prefetch_off_never_due(void)
 
 /* ------------------------------------------------------------------ */
 
-#define T(f) { #f, f }
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		T(test_cachepolicy_partition_mail_types_go_to_mail),
 		T(test_cachepolicy_partition_address_is_general_unless_mx_target),
 		T(test_cachepolicy_partition_other_types_are_general_even_for_mx_target),
@@ -870,20 +866,5 @@ int main(void)
 		T(test_cachepolicy_prefetch_expired_never_due),
 		T(test_cachepolicy_prefetch_off_never_due),
 	};
-	int setup_failures = 0;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite suite = CU_add_suite("cachepolicy", NULL, NULL);
-	if (suite == NULL)
-		setup_failures++;
-	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-			setup_failures++;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		setup_failures++;
-	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed() || setup_failures;
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return unit_run("cachepolicy", NULL, NULL, tests, UNIT_COUNT(tests));
 }

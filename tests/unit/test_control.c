@@ -12,11 +12,11 @@
 #include "log.h"
 #include "server.h"
 #include "stats.h"
+#include "unit.h"
 #include "wire.h"
 
 #include <CUnit/Basic.h>
 #include <errno.h>
-#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -78,44 +78,8 @@ static struct cache *cache;
 static struct control *ctl;
 static struct config cfg;
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* ------------------------------------------------------------------ */
 /* Upstream answers, built by hand */
-
-struct pk {
-	uint8_t b[4096];
-	size_t n;
-};
-
-static void pk_u8(struct pk *p, unsigned v)
-{
-	p->b[p->n++] = (uint8_t)v;
-}
-
-static void pk_u16(struct pk *p, unsigned v)
-{
-	pk_u8(p, (v >> 8) & 0xFF);
-	pk_u8(p, v & 0xFF);
-}
-
-static void pk_u32(struct pk *p, uint32_t v)
-{
-	pk_u16(p, v >> 16);
-	pk_u16(p, v & 0xFFFF);
-}
-
-static void pk_bytes(struct pk *p, const void *d, size_t n)
-{
-	memcpy(p->b + p->n, d, n);
-	p->n += n;
-}
 
 static void pk_name(struct pk *p, const char *name)
 {
@@ -374,7 +338,7 @@ static void teardown(void)
 	ctl = NULL;
 	cache_close(cache);
 	cache = NULL;
-	nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rmtree(tdir);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1028,40 +992,28 @@ static void test_control_run_from_several_threads(void)
 
 int main(void)
 {
+	static const struct unit_test tests[] = {
+		T(test_control_stats_without_server_shows_cache_part),
+		T(test_control_stats_with_server_prints_every_counter),
+		T(test_control_dump_lists_every_entry),
+		T(test_control_dump_suffix_filters_on_label_boundary),
+		T(test_control_flush_name_removes_that_name_only),
+		T(test_control_flush_suffix_removes_the_subtree),
+		T(test_control_flush_partition_empties_it),
+		T(test_control_lookup_prints_records),
+		T(test_control_rejects_bad_requests),
+		T(test_control_silent_client_delays_others_at_most_the_timeout),
+		T(test_control_free_does_not_wait_for_a_silent_client),
+		T(test_control_overlong_line_is_rejected_cleanly),
+		T(test_control_socket_mode_and_stale_file),
+		T(test_control_run_lookup_matches_socket),
+		T(test_control_run_flush_then_lookup_misses),
+		T(test_control_run_rejects_bad_requests),
+		T(test_control_run_with_server_and_without_cache),
+		T(test_control_run_needs_no_control_socket),
+		T(test_control_run_from_several_threads),
+	};
+
 	log_set_level(getenv("TEST_CONTROL_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN);
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("control", NULL, NULL);
-	if (s == NULL)
-		return 1;
-	CU_add_test(s, "test_control_stats_without_server_shows_cache_part",
-	            test_control_stats_without_server_shows_cache_part);
-	CU_add_test(s, "test_control_stats_with_server_prints_every_counter",
-	            test_control_stats_with_server_prints_every_counter);
-	CU_add_test(s, "test_control_dump_lists_every_entry", test_control_dump_lists_every_entry);
-	CU_add_test(s, "test_control_dump_suffix_filters_on_label_boundary",
-	            test_control_dump_suffix_filters_on_label_boundary);
-	CU_add_test(s, "test_control_flush_name_removes_that_name_only", test_control_flush_name_removes_that_name_only);
-	CU_add_test(s, "test_control_flush_suffix_removes_the_subtree", test_control_flush_suffix_removes_the_subtree);
-	CU_add_test(s, "test_control_flush_partition_empties_it", test_control_flush_partition_empties_it);
-	CU_add_test(s, "test_control_lookup_prints_records", test_control_lookup_prints_records);
-	CU_add_test(s, "test_control_rejects_bad_requests", test_control_rejects_bad_requests);
-	CU_add_test(s, "test_control_silent_client_delays_others_at_most_the_timeout",
-	            test_control_silent_client_delays_others_at_most_the_timeout);
-	CU_add_test(s, "test_control_free_does_not_wait_for_a_silent_client",
-	            test_control_free_does_not_wait_for_a_silent_client);
-	CU_add_test(s, "test_control_overlong_line_is_rejected_cleanly", test_control_overlong_line_is_rejected_cleanly);
-	CU_add_test(s, "test_control_socket_mode_and_stale_file", test_control_socket_mode_and_stale_file);
-	CU_add_test(s, "test_control_run_lookup_matches_socket", test_control_run_lookup_matches_socket);
-	CU_add_test(s, "test_control_run_flush_then_lookup_misses", test_control_run_flush_then_lookup_misses);
-	CU_add_test(s, "test_control_run_rejects_bad_requests", test_control_run_rejects_bad_requests);
-	CU_add_test(s, "test_control_run_with_server_and_without_cache",
-	            test_control_run_with_server_and_without_cache);
-	CU_add_test(s, "test_control_run_needs_no_control_socket", test_control_run_needs_no_control_socket);
-	CU_add_test(s, "test_control_run_from_several_threads", test_control_run_from_several_threads);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed;
+	return unit_run("control", NULL, NULL, tests, UNIT_COUNT(tests));
 }

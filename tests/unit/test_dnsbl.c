@@ -3,6 +3,7 @@
  * codes, operator ranges), the codes parser, registrable domains by the
  * Public Suffix List, and the RFC 5782 §5 probe names. */
 #include "dnsbl.h"
+#include "unit.h"
 #include "wire.h"
 
 #include <CUnit/Basic.h>
@@ -359,14 +360,9 @@ static void test_dnsbl_probe_names_that_do_not_fit_fail(void)
 	CU_ASSERT_EQUAL(dnsbl_probe_names(false, NULL, 0, l, &ll, u, &ul), -1);
 }
 
-#define T(f) { #f, f }
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		T(test_dnsbl_ipv4_query_reverses_octets),
 		T(test_dnsbl_ipv6_query_is_reversed_nibbles),
 		T(test_dnsbl_ip_query_too_long_or_bad_input_is_zero),
@@ -384,20 +380,5 @@ int main(void)
 		T(test_dnsbl_probe_names_for_ip_and_domain_lists),
 		T(test_dnsbl_probe_names_that_do_not_fit_fail),
 	};
-	int setup_failures = 0;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite suite = CU_add_suite("dnsbl", NULL, NULL);
-	if (suite == NULL)
-		setup_failures++;
-	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-			setup_failures++;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		setup_failures++;
-	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed() || setup_failures;
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return unit_run("dnsbl", NULL, NULL, tests, UNIT_COUNT(tests));
 }

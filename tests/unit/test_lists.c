@@ -2,6 +2,7 @@
  * skipped and bad lines with their numbers), exact and subtree semantics,
  * allow over block, source masks, RPZ verdicts and local data. */
 #include "lists.h"
+#include "unit.h"
 #include "wire.h"
 
 #include <CUnit/Basic.h>
@@ -651,14 +652,9 @@ static void test_lists_many_rules_grow_the_table(void)
 	lists_free(s);
 }
 
-#define T(fn) { #fn, fn }
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		T(test_lists_hosts_parses_rules_skips_and_bad_lines),
 		T(test_lists_hosts_rule_is_exact_name_only),
 		T(test_lists_domains_parses_rules_and_bad_lines),
@@ -686,20 +682,5 @@ int main(void)
 		T(test_lists_add_name_exact_subtree_and_invalid),
 		T(test_lists_many_rules_grow_the_table),
 	};
-	int setup_failures = 0;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite suite = CU_add_suite("lists", NULL, NULL);
-	if (suite == NULL)
-		setup_failures++;
-	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-			setup_failures++;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		setup_failures++;
-	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed() || setup_failures;
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return unit_run("lists", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -3,6 +3,7 @@
  * subtree rules, allow over block, masks, log-only, RPZ verdicts) and the
  * blocked replies, decoded back from their bytes. */
 #include "policy.h"
+#include "unit.h"
 #include "wire.h"
 
 #include <CUnit/Basic.h>
@@ -203,18 +204,7 @@ static void make_query(struct wire_query *q, const char *name, uint16_t qtype, b
 	pkt[11] = edns ? 1 : 0;
 	n = WIRE_HEADER_LEN;
 	/* Labels as written, case kept: the parser canonicalizes. */
-	const char *p = name;
-	while (*p) {
-		const char *dot = strchr(p, '.');
-		size_t len = dot ? (size_t)(dot - p) : strlen(p);
-		pkt[n++] = (uint8_t)len;
-		memcpy(pkt + n, p, len);
-		n += len;
-		p += len;
-		if (*p == '.')
-			p++;
-	}
-	pkt[n++] = 0;
+	n += wname(pkt + n, name);
 	pkt[n++] = (uint8_t)(qtype >> 8), pkt[n++] = (uint8_t)qtype;
 	pkt[n++] = 0, pkt[n++] = WIRE_CLASS_IN;
 	if (edns) {
@@ -918,14 +908,9 @@ static void test_policy_new_bad_scope_fails_with_file_and_line(void)
 	free_config(c);
 }
 
-#define T(fn) { #fn, fn }
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		T(test_policy_scope_longest_prefix_wins),
 		T(test_policy_scope_unmatched_client_gets_no_source),
 		T(test_policy_scope_ipv6_client),
@@ -959,20 +944,5 @@ int main(void)
 		T(test_policy_new_bad_lines_load_the_good_ones),
 		T(test_policy_new_bad_scope_fails_with_file_and_line),
 	};
-	int setup_failures = 0;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite suite = CU_add_suite("policy", suite_init, suite_cleanup);
-	if (suite == NULL)
-		setup_failures++;
-	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-			setup_failures++;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		setup_failures++;
-	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed() || setup_failures;
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return unit_run("policy", suite_init, suite_cleanup, tests, UNIT_COUNT(tests));
 }

@@ -3,6 +3,7 @@
  *
  * Time is passed in by hand (now_ms), so nothing here sleeps. */
 #include "ratelimit.h"
+#include "unit.h"
 
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
@@ -14,22 +15,6 @@
 
 /* ------------------------------------------------------------------ */
 /* Helpers */
-
-static struct sockaddr_storage sa_from_text(const char *text)
-{
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(text, ':') != NULL) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		CU_ASSERT_FATAL(inet_pton(AF_INET6, text, &s6->sin6_addr) == 1);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		CU_ASSERT_FATAL(inet_pton(AF_INET, text, &s4->sin_addr) == 1);
-	}
-	return ss;
-}
 
 static struct sockaddr_storage sa_v4(uint32_t addr)
 {
@@ -383,14 +368,9 @@ static void test_ratelimit_flood_of_sources_keeps_memory_bounded(void)
 	ratelimit_free(rl);
 }
 
-#define T(f) { #f, f }
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		T(test_ratelimit_passes_below_rate),
 		T(test_ratelimit_limits_above_burst),
 		T(test_ratelimit_burst_zero_means_qps),
@@ -410,20 +390,5 @@ int main(void)
 		T(test_ratelimit_newcomer_takes_a_slot_in_a_full_table),
 		T(test_ratelimit_flood_of_sources_keeps_memory_bounded),
 	};
-	int setup_failures = 0;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite suite = CU_add_suite("ratelimit", NULL, NULL);
-	if (suite == NULL)
-		setup_failures++;
-	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-			setup_failures++;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		setup_failures++;
-	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed() || setup_failures;
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return unit_run("ratelimit", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -9,9 +9,9 @@
  * is astronomically unlikely, or the property tested holds whatever the
  * sets. */
 #include "stats.h"
+#include "unit.h"
 
 #include <CUnit/Basic.h>
-#include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -24,22 +24,6 @@
 
 /* ------------------------------------------------------------------ */
 /* Helpers */
-
-static struct sockaddr_storage sa_from_text(const char *text)
-{
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(text, ':') != NULL) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		CU_ASSERT_FATAL(inet_pton(AF_INET6, text, &s6->sin6_addr) == 1);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		CU_ASSERT_FATAL(inet_pton(AF_INET, text, &s4->sin_addr) == 1);
-	}
-	return ss;
-}
 
 /* The bucket a single latency lands in, seen through the public API. */
 static int bucket_of(uint32_t us)
@@ -1196,14 +1180,9 @@ static void test_stats_series_load_drops_old_points(void)
 	stats_series_free(&dst);
 }
 
-#define T(f) { #f, f }
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		T(test_stats_hist_bounds_are_five_per_decade),
 		T(test_stats_hist_bucket_boundaries),
 		T(test_stats_hist_sum_and_count),
@@ -1232,20 +1211,5 @@ int main(void)
 		T(test_stats_series_load_rejects_bad_buffers),
 		T(test_stats_series_load_drops_old_points),
 	};
-	int setup_failures = 0;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite suite = CU_add_suite("stats", NULL, NULL);
-	if (suite == NULL)
-		setup_failures++;
-	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-			setup_failures++;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		setup_failures++;
-	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed() || setup_failures;
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return unit_run("stats", NULL, NULL, tests, UNIT_COUNT(tests));
 }

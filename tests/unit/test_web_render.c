@@ -3,6 +3,7 @@
  * from hand-made snapshots (parsed back with jansson), the query-log
  * filter, the control replies the cache routes read, and the Prometheus
  * text (families, counters, cumulative buckets, label escaping). */
+#include "unit.h"
 #include "web_render.h"
 #include "wire.h"
 
@@ -18,25 +19,6 @@
 
 /* ------------------------------------------------------------------ */
 /* Helpers */
-
-/* Wire form of a dotted name of plain labels ("" = the root). */
-static size_t wire(const char *text, uint8_t *out)
-{
-	size_t o = 0;
-	const char *p = text;
-	while (*p) {
-		const char *dot = strchr(p, '.');
-		size_t n = dot ? (size_t)(dot - p) : strlen(p);
-		out[o++] = (uint8_t)n;
-		memcpy(out + o, p, n);
-		o += n;
-		p += n;
-		if (*p == '.')
-			p++;
-	}
-	out[o++] = 0;
-	return o;
-}
 
 /* Parse JSON text (freeing it) and check that it is an object. */
 static json_t *parse(char *text)
@@ -79,7 +61,7 @@ static struct stats_qlog_entry qentry(int64_t t, const char *client, const char 
 	e.flags = flags;
 	e.source = source;
 	e.client_len = (uint8_t)web_client_key_from_text(client, false, e.client);
-	e.qname_len = (uint8_t)wire(name, e.qname);
+	e.qname_len = (uint8_t)wname(e.qname, name);
 	return e;
 }
 
@@ -90,7 +72,7 @@ static void test_web_name_plain_has_no_trailing_dot(void)
 {
 	uint8_t w[256];
 	char out[1024];
-	size_t n = wire("www.example.com", w);
+	size_t n = wname(w, "www.example.com");
 	CU_ASSERT_EQUAL(web_name_to_text(w, n, out, sizeof out), 15);
 	CU_ASSERT_STRING_EQUAL(out, "www.example.com");
 }
@@ -128,7 +110,7 @@ static void test_web_name_rejects_malformed(void)
 	CU_ASSERT_EQUAL(web_name_to_text(no_root, sizeof no_root, out, sizeof out), 0);
 	/* Too small a buffer is a failure, never a cut name. */
 	uint8_t w[256];
-	size_t n = wire("www.example.com", w);
+	size_t n = wname(w, "www.example.com");
 	CU_ASSERT_EQUAL(web_name_to_text(w, n, out, 15), 0);
 	/* Room for the dot it leaves off is needed while it is written. */
 	CU_ASSERT_EQUAL(web_name_to_text(w, n, out, 16), 0);
@@ -408,7 +390,7 @@ static void test_web_top_names_json(void)
 {
 	struct stats_top_entry e[2];
 	memset(e, 0, sizeof e);
-	e[0].key_len = (uint8_t)wire("example.com", e[0].key);
+	e[0].key_len = (uint8_t)wname(e[0].key, "example.com");
 	e[0].count = 12;
 	e[0].err = 2;
 	e[1].key_len = 1; /* the root */
@@ -909,14 +891,9 @@ static void test_web_metrics_without_cache_or_filters(void)
 	free(text);
 }
 
-#define T(f) { #f, f }
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		T(test_web_name_plain_has_no_trailing_dot),
 		T(test_web_name_root_is_dot),
 		T(test_web_name_escapes_odd_bytes),
@@ -947,20 +924,5 @@ int main(void)
 		T(test_web_metrics_label_values_escaped),
 		T(test_web_metrics_without_cache_or_filters),
 	};
-	int setup_failures = 0;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite suite = CU_add_suite("web_render", NULL, NULL);
-	if (suite == NULL)
-		setup_failures++;
-	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-			setup_failures++;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		setup_failures++;
-	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed() || setup_failures;
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return unit_run("web_render", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -4,6 +4,7 @@
  * Packets are built by hand with the small pk_* helpers below, and answers
  * we produce are read back with an independent decoder (dec_*), so the tests
  * do not trust wire.c to check itself. */
+#include "unit.h"
 #include "wire.h"
 
 #include <CUnit/Basic.h>
@@ -14,34 +15,6 @@
 
 /* ------------------------------------------------------------------ */
 /* Packet building */
-
-struct pk {
-	uint8_t b[8192];
-	size_t n;
-};
-
-static void pk_u8(struct pk *p, unsigned v)
-{
-	p->b[p->n++] = (uint8_t)v;
-}
-
-static void pk_u16(struct pk *p, unsigned v)
-{
-	pk_u8(p, v >> 8);
-	pk_u8(p, v);
-}
-
-static void pk_u32(struct pk *p, uint32_t v)
-{
-	pk_u16(p, v >> 16);
-	pk_u16(p, v & 0xFFFF);
-}
-
-static void pk_bytes(struct pk *p, const void *d, size_t n)
-{
-	memcpy(p->b + p->n, d, n);
-	p->n += n;
-}
 
 /* Write the labels of a dotted name; with root, end it with the 0 byte
  * (without, the caller follows with a pointer). */
@@ -1746,14 +1719,9 @@ static void test_wire_forms_survive_mutated_answers(void)
 
 /* ------------------------------------------------------------------ */
 
-#define T(f) { #f, f }
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		T(test_wire_parse_accepts_plain_query),
 		T(test_wire_clamp_raises_floor_and_caps_ttls),
 		T(test_wire_clamp_rejects_bad_form_unchanged),
@@ -1810,20 +1778,5 @@ int main(void)
 		T(test_wire_parse_survives_random_packets),
 		T(test_wire_forms_survive_mutated_answers),
 	};
-	int setup_failures = 0;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite suite = CU_add_suite("wire", NULL, NULL);
-	if (suite == NULL)
-		setup_failures++;
-	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-			setup_failures++;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		setup_failures++;
-	int failed = CU_get_number_of_tests_failed() || CU_get_number_of_suites_failed() || setup_failures;
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return unit_run("wire", NULL, NULL, tests, UNIT_COUNT(tests));
 }
