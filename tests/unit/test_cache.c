@@ -1742,15 +1742,11 @@ static uint64_t hot_hits(struct cache *c)
 
 /* One get in a batch of its own, as a worker does it. */
 static int get_batch(struct cache_reader *r, const char *name, uint16_t qtype, int64_t now,
-                     struct cache_record *out, uint32_t *seed_out)
+                     struct cache_record *out)
 {
 	if (cache_reader_begin(r) != 0)
 		return -2;
 	int rc = get_name(r, name, qtype, CACHE_PART_GENERAL, now, out);
-	/* The forms' first byte is (seed * 31) mod 256; the tests use seeds
-	 * below 256/31 steps apart, so it names the seed. */
-	if (rc == 0 && seed_out != NULL)
-		*seed_out = out->full_len ? out->full[0] : 0xffffffffu;
 	cache_reader_end(r);
 	return rc;
 }
@@ -1829,24 +1825,23 @@ static void test_cache_hot_copies_do_not_outlive_flushes(void)
 	struct cache_record out;
 	for (int round = 0; round < 2; round++) {
 		for (unsigned i = 0; i < 4; i++)
-			CU_ASSERT(get_batch(f.r, names[i], 15, now, &out, NULL) == 0);
-		CU_ASSERT(get_batch(f.r, "2.0.0.127.bl.test", 1, now, &out, NULL) == 0);
+			CU_ASSERT(get_batch(f.r, names[i], 15, now, &out) == 0);
+		CU_ASSERT(get_batch(f.r, "2.0.0.127.bl.test", 1, now, &out) == 0);
 	}
 	CU_ASSERT(hot_hits(f.c) == 5);
 
 	uint8_t q[256];
 	size_t ql = wname(q, names[0]);
 	CU_ASSERT(cache_flush_name(f.c, q, ql, -1) == 1);
-	CU_ASSERT(get_batch(f.r, names[0], 15, now, &out, NULL) == -1);
+	CU_ASSERT(get_batch(f.r, names[0], 15, now, &out) == -1);
 	ql = wname(q, "two.test");
 	CU_ASSERT(cache_flush_suffix(f.c, q, ql) == 2);
-	CU_ASSERT(get_batch(f.r, names[1], 15, now, &out, NULL) == -1);
-	CU_ASSERT(get_batch(f.r, names[2], 15, now, &out, NULL) == -1);
+	CU_ASSERT(get_batch(f.r, names[1], 15, now, &out) == -1);
+	CU_ASSERT(get_batch(f.r, names[2], 15, now, &out) == -1);
 	CU_ASSERT(cache_flush_partition(f.c, CACHE_PART_DNSBL) >= 0);
-	CU_ASSERT(get_batch(f.r, "2.0.0.127.bl.test", 1, now, &out, NULL) == -1);
+	CU_ASSERT(get_batch(f.r, "2.0.0.127.bl.test", 1, now, &out) == -1);
 	/* What no flush touched is still there. */
-	uint32_t seed = 0;
-	CU_ASSERT(get_batch(f.r, names[3], 15, now, &out, &seed) == 0);
+	CU_ASSERT(get_batch(f.r, names[3], 15, now, &out) == 0);
 	CU_ASSERT(rec_matches(&out, 3, 100, 50));
 	fix_close(&f);
 }
@@ -1870,8 +1865,8 @@ static void test_cache_hot_copy_of_evicted_entry_not_served(void)
 	struct cache_record out;
 	/* Asked "at" its own last hit, so that the get does not refresh it
 	 * and it stays the first to go. */
-	CU_ASSERT(get_batch(f.r, "g0.example.net", 1, now - 8000, &out, NULL) == 0);
-	CU_ASSERT(get_batch(f.r, "g0.example.net", 1, now - 8000, &out, NULL) == 0);
+	CU_ASSERT(get_batch(f.r, "g0.example.net", 1, now - 8000, &out) == 0);
+	CU_ASSERT(get_batch(f.r, "g0.example.net", 1, now - 8000, &out) == 0);
 	CU_ASSERT(hot_hits(f.c) == 1);
 	uint64_t quota[CACHE_PART_COUNT] = { 1u << 20, 0, 0 };
 	cache_set_quotas(f.c, quota);
@@ -1879,8 +1874,8 @@ static void test_cache_hot_copy_of_evicted_entry_not_served(void)
 	struct cache_stats st;
 	cache_get_stats(f.c, &st);
 	CU_ASSERT_FATAL(st.evictions > 0);
-	CU_ASSERT(get_batch(f.r, "g0.example.net", 1, now - 8000, &out, NULL) == -1);
-	CU_ASSERT(get_batch(f.r, "g7999.example.net", 1, now, &out, NULL) == 0);
+	CU_ASSERT(get_batch(f.r, "g0.example.net", 1, now - 8000, &out) == -1);
+	CU_ASSERT(get_batch(f.r, "g7999.example.net", 1, now, &out) == 0);
 	fix_close(&f);
 }
 
@@ -1928,14 +1923,14 @@ static void test_cache_hot_small_table_never_mixes_keys(void)
 	CU_ASSERT(hot_hits(f.c) < 500);
 	uint64_t before = hot_hits(f.c);
 	for (int i = 0; i < 3; i++) {
-		CU_ASSERT(get_batch(f.r, "big.mix.test", 16, now, &out, NULL) == 0);
+		CU_ASSERT(get_batch(f.r, "big.mix.test", 16, now, &out) == 0);
 		CU_ASSERT(rec_matches(&out, 200, 2048, 2048));
 	}
 	CU_ASSERT(hot_hits(f.c) == before);
 	/* Turned off again, a reader still answers, from LMDB. */
 	CU_ASSERT(cache_reader_hot(f.r, 0) == 0);
-	CU_ASSERT(get_batch(f.r, "n5.mix.test", 16, now, &out, NULL) == 0);
-	CU_ASSERT(get_batch(f.r, "n5.mix.test", 16, now, &out, NULL) == 0);
+	CU_ASSERT(get_batch(f.r, "n5.mix.test", 16, now, &out) == 0);
+	CU_ASSERT(get_batch(f.r, "n5.mix.test", 16, now, &out) == 0);
 	CU_ASSERT(rec_matches(&out, 5, 45, 25));
 	CU_ASSERT(hot_hits(f.c) == before);
 	fix_close(&f);
