@@ -168,7 +168,6 @@ struct cache_hot_entry {
  * ring's head is at most one ring size past it. */
 struct cache_hot_way {
 	uint32_t hash;          /* 0 = empty (real hashes are forced odd) */
-	uint32_t len;
 	uint64_t pos;
 };
 
@@ -822,7 +821,7 @@ static void cache_hot_fill(struct cache_reader *r, uint32_t h, const uint8_t *ke
 	memcpy(e->data, key, klen);
 	memcpy(e->data + klen, v->mv_data, v->mv_size);
 	r->hot_head = pos + need;
-	set->way[victim] = (struct cache_hot_way){ .hash = h, .len = (uint32_t)need, .pos = pos };
+	set->way[victim] = (struct cache_hot_way){ .hash = h, .pos = pos };
 }
 
 int cache_get(struct cache_reader *r, const uint8_t *qname, size_t qname_len, uint16_t qtype,
