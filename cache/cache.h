@@ -94,7 +94,7 @@ void cache_reader_free(struct cache_reader *r);
  * first.  A get finds a copy without the B-tree walk and the checksum, and
  * any write to its key since the copy was made sends the get back to LMDB.
  * An answer of more than 4 KiB with its key is never copied.  The memory
- * is touched only as it fills, plus an index of 1/16 of it.  Returns 0, or
+ * is touched only as it fills, plus an index of 1/16 to 1/8 of it.  Returns 0, or
  * -1 when out of memory (the reader then has none). */
 int cache_reader_hot(struct cache_reader *r, size_t bytes);
 

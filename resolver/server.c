@@ -1852,7 +1852,6 @@ static void server_free_retired(struct server *s, int64_t cutoff)
 	pthread_mutex_unlock(&s->retired_lock);
 }
 
-/* Make p the policy in force and retire the old one. */
 /* A reload rebuilds the sources; their counters are Prometheus counters
  * and their health a finding, so a source of the same name and type keeps
  * both.  What the old policy still counts for checks in flight after this
@@ -1876,6 +1875,7 @@ static void policy_carry_counters(struct policy *old, struct policy *p)
 	}
 }
 
+/* Make p the policy in force and retire the old one. */
 static int server_swap_policy(struct server *s, struct policy *p)
 {
 	struct server_retired *r = calloc(1, sizeof *r);

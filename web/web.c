@@ -61,8 +61,6 @@ struct web_listener {
 
 /* What the sampler reads each second: enough to compute rates and
  * latency over any interval by difference. */
-#define WEB_RCODE_SERVFAIL 2
-
 struct web_sample {
 	uint64_t counter[STATS_COUNT];
 	uint64_t answers[STATS_RCODES];
@@ -196,9 +194,15 @@ static void take_sample(struct web *w, struct web_sample *s)
 	s->wall = (int64_t)time(NULL);
 }
 
+/* How much a counter grew; 0 rather than a wrapped difference if it ever reads lower. */
+static uint64_t growth(uint64_t now, uint64_t before)
+{
+	return now >= before ? now - before : 0;
+}
+
 static uint64_t delta(const struct web_sample *now, const struct web_sample *before, enum stats_counter c)
 {
-	return now->counter[c] >= before->counter[c] ? now->counter[c] - before->counter[c] : 0;
+	return growth(now->counter[c], before->counter[c]);
 }
 
 /* The rates between two samples; the counters behind each are listed in
@@ -214,10 +218,7 @@ static void rates_between(const struct web_sample *now, const struct web_sample 
 	r->blocked_ps = (double)delta(now, before, STATS_BLOCKED) / dt;
 	/* Every SERVFAIL sent, whatever its cause: failed resolutions, client
 	 * deadlines, overload, and SERVFAILs remembered in the cache. */
-	uint64_t servfails = now->answers[WEB_RCODE_SERVFAIL] >= before->answers[WEB_RCODE_SERVFAIL]
-	                         ? now->answers[WEB_RCODE_SERVFAIL] - before->answers[WEB_RCODE_SERVFAIL]
-	                         : 0;
-	r->servfail_ps = (double)servfails / dt;
+	r->servfail_ps = (double)growth(now->answers[WIRE_RCODE_SERVFAIL], before->answers[WIRE_RCODE_SERVFAIL]) / dt;
 	r->stale_ps = (double)delta(now, before, STATS_STALE_SERVED) / dt;
 }
 

@@ -5,7 +5,6 @@
  * text (families, counters, cumulative buckets, label escaping). */
 #include "unit.h"
 #include "web_render.h"
-#include "wire.h"
 
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
@@ -115,40 +114,6 @@ static void test_web_name_rejects_malformed(void)
 	/* Room for the dot it leaves off is needed while it is written. */
 	CU_ASSERT_EQUAL(web_name_to_text(w, n, out, 16), 0);
 	CU_ASSERT_EQUAL(web_name_to_text(w, n, out, 17), 15);
-}
-
-static void test_web_type_names_and_parse(void)
-{
-	char buf[16];
-	CU_ASSERT_STRING_EQUAL(wire_type_name(1, buf, sizeof buf), "A");
-	CU_ASSERT_STRING_EQUAL(wire_type_name(15, buf, sizeof buf), "MX");
-	CU_ASSERT_STRING_EQUAL(wire_type_name(28, buf, sizeof buf), "AAAA");
-	CU_ASSERT_STRING_EQUAL(wire_type_name(65534, buf, sizeof buf), "TYPE65534");
-	CU_ASSERT_EQUAL(wire_type_parse("mx"), 15);
-	CU_ASSERT_EQUAL(wire_type_parse("Https"), 65);
-	CU_ASSERT_EQUAL(wire_type_parse("TYPE99"), 99);
-	CU_ASSERT_EQUAL(wire_type_parse("type65535"), 65535);
-	CU_ASSERT_EQUAL(wire_type_parse("TYPE65536"), -1);
-	CU_ASSERT_EQUAL(wire_type_parse("TYPE"), -1);
-	CU_ASSERT_EQUAL(wire_type_parse("TYPE-1"), -1);
-	CU_ASSERT_EQUAL(wire_type_parse("TYPE1x"), -1);
-	CU_ASSERT_EQUAL(wire_type_parse("NOPE"), -1);
-	CU_ASSERT_EQUAL(wire_type_parse(NULL), -1);
-}
-
-static void test_web_rcode_names_and_parse(void)
-{
-	char buf[16];
-	CU_ASSERT_STRING_EQUAL(wire_rcode_name(0, buf, sizeof buf), "NOERROR");
-	CU_ASSERT_STRING_EQUAL(wire_rcode_name(2, buf, sizeof buf), "SERVFAIL");
-	CU_ASSERT_STRING_EQUAL(wire_rcode_name(3, buf, sizeof buf), "NXDOMAIN");
-	CU_ASSERT_STRING_EQUAL(wire_rcode_name(5, buf, sizeof buf), "REFUSED");
-	CU_ASSERT_STRING_EQUAL(wire_rcode_name(11, buf, sizeof buf), "RCODE11");
-	CU_ASSERT_EQUAL(wire_rcode_parse("nxdomain"), 3);
-	CU_ASSERT_EQUAL(wire_rcode_parse("NOERROR"), 0);
-	CU_ASSERT_EQUAL(wire_rcode_parse("RCODE11"), 11);
-	CU_ASSERT_EQUAL(wire_rcode_parse("RCODE4096"), -1);
-	CU_ASSERT_EQUAL(wire_rcode_parse("OK"), -1);
 }
 
 static void test_web_client_key_text_round_trip(void)
@@ -898,8 +863,6 @@ int main(void)
 		T(test_web_name_root_is_dot),
 		T(test_web_name_escapes_odd_bytes),
 		T(test_web_name_rejects_malformed),
-		T(test_web_type_names_and_parse),
-		T(test_web_rcode_names_and_parse),
 		T(test_web_client_key_text_round_trip),
 		T(test_web_client_key_anonymized_like_recorders),
 		T(test_web_client_bad_text_and_keys),

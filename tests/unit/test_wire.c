@@ -1719,6 +1719,40 @@ static void test_wire_forms_survive_mutated_answers(void)
 
 /* ------------------------------------------------------------------ */
 
+static void test_wire_type_names_and_parse(void)
+{
+	char buf[16];
+	CU_ASSERT_STRING_EQUAL(wire_type_name(1, buf, sizeof buf), "A");
+	CU_ASSERT_STRING_EQUAL(wire_type_name(15, buf, sizeof buf), "MX");
+	CU_ASSERT_STRING_EQUAL(wire_type_name(28, buf, sizeof buf), "AAAA");
+	CU_ASSERT_STRING_EQUAL(wire_type_name(65534, buf, sizeof buf), "TYPE65534");
+	CU_ASSERT_EQUAL(wire_type_parse("mx"), 15);
+	CU_ASSERT_EQUAL(wire_type_parse("Https"), 65);
+	CU_ASSERT_EQUAL(wire_type_parse("TYPE99"), 99);
+	CU_ASSERT_EQUAL(wire_type_parse("type65535"), 65535);
+	CU_ASSERT_EQUAL(wire_type_parse("TYPE65536"), -1);
+	CU_ASSERT_EQUAL(wire_type_parse("TYPE"), -1);
+	CU_ASSERT_EQUAL(wire_type_parse("TYPE-1"), -1);
+	CU_ASSERT_EQUAL(wire_type_parse("TYPE1x"), -1);
+	CU_ASSERT_EQUAL(wire_type_parse("NOPE"), -1);
+	CU_ASSERT_EQUAL(wire_type_parse(NULL), -1);
+}
+
+static void test_wire_rcode_names_and_parse(void)
+{
+	char buf[16];
+	CU_ASSERT_STRING_EQUAL(wire_rcode_name(0, buf, sizeof buf), "NOERROR");
+	CU_ASSERT_STRING_EQUAL(wire_rcode_name(2, buf, sizeof buf), "SERVFAIL");
+	CU_ASSERT_STRING_EQUAL(wire_rcode_name(3, buf, sizeof buf), "NXDOMAIN");
+	CU_ASSERT_STRING_EQUAL(wire_rcode_name(5, buf, sizeof buf), "REFUSED");
+	CU_ASSERT_STRING_EQUAL(wire_rcode_name(11, buf, sizeof buf), "RCODE11");
+	CU_ASSERT_EQUAL(wire_rcode_parse("nxdomain"), 3);
+	CU_ASSERT_EQUAL(wire_rcode_parse("NOERROR"), 0);
+	CU_ASSERT_EQUAL(wire_rcode_parse("RCODE11"), 11);
+	CU_ASSERT_EQUAL(wire_rcode_parse("RCODE4096"), -1);
+	CU_ASSERT_EQUAL(wire_rcode_parse("OK"), -1);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
@@ -1775,6 +1809,8 @@ int main(void)
 		T(test_wire_name_from_text_parses_and_lowercases),
 		T(test_wire_name_from_text_rejects_bad_names),
 		T(test_wire_name_to_text_escapes_and_round_trips),
+		T(test_wire_type_names_and_parse),
+		T(test_wire_rcode_names_and_parse),
 		T(test_wire_parse_survives_random_packets),
 		T(test_wire_forms_survive_mutated_answers),
 	};
