@@ -21,7 +21,7 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Iresolver -Icache -Iweb -MMD -MP 
 OPT_CFLAGS := -O2
 SAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-DAEMON_SRC := resolver/main.c resolver/server.c resolver/recurse.c resolver/config.c \
+DAEMON_SRC := resolver/main.c resolver/server.c resolver/server_resolver.c resolver/recurse.c resolver/config.c \
               resolver/log.c resolver/wire.c resolver/acl.c resolver/ratelimit.c resolver/stats.c \
               resolver/control.c resolver/cachepolicy.c resolver/policy.c resolver/lists.c \
               resolver/dnsbl.c cache/cache.c web/web.c web/web_render.c
